@@ -1,0 +1,263 @@
+"""Data contracts: the data sharing agreement as code, and the checks every header and row must pass.
+
+A contract names each column a partner may send and its role:
+- `identifier` (with its type) is pseudonymised;
+- `direct` (names, addresses, phone numbers, emails) is accepted and dropped before anything is stored;
+- `quasi` is generalised (postcode to district or sector, date of birth to a month or an age in months);
+- `attribute` is kept, checked against its type and allowed values or range;
+- `consent` is the row's opt-in flag, used and then dropped.
+Errors name the row, the column and the rule; they never carry the value.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from shared import generalise
+from shared.generalise import InvalidValue
+from shared.pseudonymise import InvalidIdentifier, normalise
+
+ROLES = ("identifier", "direct", "quasi", "attribute", "consent")
+GENERALISATIONS = ("postcode_district", "postcode_sector", "birth_month", "age_in_months")
+ATTRIBUTE_TYPES = ("string", "integer", "number", "date", "boolean")
+UNEXPECTED_COLUMN_ACTIONS = ("reject_file", "drop")
+INVALID_ROW_ACTIONS = ("drop_row", "reject_file")
+DEFAULT_MAX_LENGTH = 200
+_TRUE = frozenset({"y", "yes", "true", "1"})
+_FALSE = frozenset({"n", "no", "false", "0"})
+_SAFE_HEADER = re.compile(r"^[A-Za-z0-9 _.\-()/]{1,64}$")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    role: str
+    required: bool = True
+    id_type: str | None = None
+    generalise: str | None = None
+    at: str | None = None
+    """For `age_in_months`: the date column the age is measured at."""
+    type: str | None = None
+    values: tuple[str, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    step: int | None = None
+    max_length: int = DEFAULT_MAX_LENGTH
+
+    @property
+    def output_name(self) -> str | None:
+        """The stored column's name, or None for columns that are never stored."""
+        if self.role == "identifier":
+            return f"{self.name}_pseudonym"
+        if self.role == "quasi":
+            suffix = {"postcode_district": "district", "postcode_sector": "sector",
+                      "birth_month": "month", "age_in_months": "age_months"}[self.generalise or ""]
+            return f"{self.name}_{suffix}"
+        if self.role == "attribute":
+            return self.name
+        return None
+
+
+@dataclass(frozen=True)
+class Contract:
+    columns: tuple[Column, ...]
+    unexpected_columns: str = "reject_file"
+    invalid_rows: str = "drop_row"
+
+    def column(self, name: str) -> Column | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+    @property
+    def identifiers(self) -> tuple[Column, ...]:
+        return tuple(c for c in self.columns if c.role == "identifier")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a file or a row: where, which rule, and what to fix. Never the value."""
+
+    rule: str
+    message: str
+    row: int | None = None
+    column: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"row": self.row, "column": self.column, "rule": self.rule, "message": self.message}
+
+
+class FileRejected(Exception):
+    """The whole file is refused; nothing from it is stored."""
+
+    def __init__(self, problems: list[Problem] | Problem) -> None:
+        self.problems = problems if isinstance(problems, list) else [problems]
+        super().__init__("; ".join(f"{p.rule}: {p.message}" for p in self.problems))
+
+
+@dataclass
+class CheckedRow:
+    """A row that passed its contract: typed, generalised values and normalised identifiers."""
+
+    row: int
+    values: dict[str, object]
+    identifiers: list[tuple[Column, str]]
+    consent: bool | None
+    dates: dict[str, date] = field(default_factory=dict)
+
+
+def describe_header(name: str, position: int) -> str:
+    """A header is named in receipts only when it looks like a column name, never like data."""
+    return name if _SAFE_HEADER.match(name) else f"column {position}"
+
+
+class BoundContract:
+    """A contract matched to one file's header: positions resolved, ready to check rows."""
+
+    def __init__(self, contract: Contract, header: list[str]) -> None:
+        self.contract = contract
+        self.positions: dict[str, int] = {}
+        problems: list[Problem] = []
+        seen: dict[str, int] = {}
+        for position, raw in enumerate(header, start=1):
+            key = raw.strip().lower()
+            shown = describe_header(raw.strip(), position)
+            if not key:
+                problems.append(Problem("header.blank", f"column {position} has no name", row=1))
+                continue
+            if key in seen:
+                problems.append(Problem("header.duplicate", "column appears more than once", row=1, column=shown))
+                continue
+            seen[key] = position
+            column = contract.column(key)
+            if column is None:
+                if contract.unexpected_columns == "reject_file":
+                    problems.append(Problem(
+                        "header.not_in_contract",
+                        "column is not in the data sharing agreement: remove it and upload again", row=1, column=shown))
+                continue
+            self.positions[column.name] = position - 1
+        for column in contract.columns:
+            if column.required and column.name not in self.positions:
+                problems.append(Problem("header.missing", "required column is missing", row=1, column=column.name))
+        if problems:
+            raise FileRejected(problems)
+        self.width = len(header)
+        self._present = [(c, self.positions[c.name]) for c in contract.columns if c.name in self.positions]
+
+    def check(self, row: int, cells: list[str], received: date) -> tuple[CheckedRow | None, list[Problem]]:
+        if len(cells) != self.width:
+            return None, [Problem("row.field_count", f"row has {len(cells)} fields, the header has {self.width}", row)]
+        problems: list[Problem] = []
+        checked = CheckedRow(row=row, values={}, identifiers=[], consent=None)
+        for column, position in self._present:
+            text = cells[position].strip()
+            if column.role == "direct":
+                continue
+            if not text:
+                if column.required and column.role != "identifier":
+                    problems.append(Problem("value.required", "a value is required", row, column.name))
+                continue
+            if len(text) > column.max_length:
+                problems.append(
+                    Problem("value.too_long", f"longer than {column.max_length} characters", row, column.name))
+                continue
+            try:
+                self._check_cell(checked, column, text, received)
+            except (InvalidValue, InvalidIdentifier) as failure:
+                problems.append(Problem(failure.rule, failure.message, row, column.name))
+        if not problems:
+            self._finish(checked, problems)
+        return (None if problems else checked), problems
+
+    def _check_cell(self, checked: CheckedRow, column: Column, text: str, received: date) -> None:
+        if column.role == "identifier":
+            checked.identifiers.append((column, normalise(column.id_type or "", text)))
+        elif column.role == "consent":
+            checked.consent = parse_bool(text)
+        elif column.role == "quasi" and column.generalise in ("postcode_district", "postcode_sector"):
+            generaliser = getattr(generalise, column.generalise)
+            checked.values[column.output_name or ""] = generaliser(text)
+        elif column.role == "quasi":
+            born = parse_date(text)
+            if born > received or born < received - timedelta(days=366 * 120):
+                raise InvalidValue("date_of_birth.range", "date of birth is in the future or over 120 years ago")
+            checked.dates[column.name] = born
+        else:
+            value = parse_attribute(column, text)
+            if isinstance(value, date):
+                checked.dates[column.name] = value
+            checked.values[column.name] = value
+
+    def _finish(self, checked: CheckedRow, problems: list[Problem]) -> None:
+        """Row-level rules that need several cells: an identifier present, ages measured at event dates."""
+        if self.contract.identifiers and not checked.identifiers:
+            problems.append(Problem("identifier.missing", "the row has no identifier", checked.row))
+        for column in self.contract.columns:
+            born = checked.dates.get(column.name)
+            if column.role != "quasi" or born is None:
+                continue
+            if column.generalise == "birth_month":
+                checked.values[column.output_name or ""] = generalise.birth_month(born)
+                continue
+            event = checked.dates.get(column.at or "")
+            if event is None:
+                checked.values[column.output_name or ""] = None
+                continue
+            try:
+                checked.values[column.output_name or ""] = generalise.age_in_months(born, event)
+            except InvalidValue as failure:
+                problems.append(Problem(failure.rule, failure.message, checked.row, column.at))
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise InvalidValue("boolean.format", "must be Y or N (yes/no, true/false and 1/0 also accepted)")
+
+
+def parse_date(text: str) -> date:
+    """ISO dates (2024-03-31, also with a time from Excel) or UK dates (31/03/2024)."""
+    try:
+        if "/" in text:
+            day, month, year = text.split("/")
+            if len(year) != 4:
+                raise ValueError
+            return date(int(year), int(month), int(day))
+        return date.fromisoformat(text[:10])
+    except ValueError:
+        raise InvalidValue("date.format", "not a date: use YYYY-MM-DD or DD/MM/YYYY") from None
+
+
+def parse_attribute(column: Column, text: str) -> object:
+    kind = column.type or "string"
+    if kind == "string":
+        if column.values is not None and text not in column.values:
+            raise InvalidValue("value.not_allowed", "not one of the values the agreement allows")
+        return text
+    if kind == "boolean":
+        return parse_bool(text)
+    if kind == "date":
+        return parse_date(text)
+    return _parse_number(column, kind, text)
+
+
+def _parse_number(column: Column, kind: str, text: str) -> int | float:
+    try:
+        number: int | float = int(text) if kind == "integer" else float(text)
+        if not math.isfinite(number):
+            raise ValueError
+    except ValueError:
+        rule = "integer.format" if kind == "integer" else "number.format"
+        raise InvalidValue(rule, f"must be {'a whole number' if kind == 'integer' else 'a number'}") from None
+    if (column.minimum is not None and number < column.minimum) or (
+        column.maximum is not None and number > column.maximum
+    ):
+        raise InvalidValue("value.range", f"must be between {column.minimum:g} and {column.maximum:g}")
+    if column.step and int(number) % column.step:
+        raise InvalidValue("value.step", f"must be a multiple of {column.step}")
+    return number

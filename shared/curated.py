@@ -1,0 +1,97 @@
+"""Curated storage: pseudonymised Parquet, partitioned by dataset and purge month.
+
+    curated/<dataset>/purge_month=YYYY-MM/partner=<partner>/<ingest id>.parquet
+
+One upload writes one file per purge month it touches, named by its ingest id, so a retried upload overwrites
+its own files instead of adding copies. Rows are written in batches to local temporary files, so memory stays
+bounded whatever the file size; the files are uploaded only when the whole upload has passed.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from shared.contracts import Contract
+
+SUBJECT_ID = "subject_id"
+INGEST_ID = "_ingest_id"
+PURGE_MONTH = "_purge_month"
+_ATTRIBUTE_TYPES = {"string": pa.string(), "integer": pa.int64(), "number": pa.float64(), "date": pa.date32(),
+                    "boolean": pa.bool_()}
+
+
+def curated_path(dataset: str, purge_month: str, partner: str, ingest_id: str) -> str:
+    return f"{dataset}/purge_month={purge_month}/partner={partner}/{ingest_id}.parquet"
+
+
+def schema_for(contract: Contract) -> pa.Schema:
+    fields = [pa.field(SUBJECT_ID, pa.string(), nullable=False)]
+    for column in contract.columns:
+        name = column.output_name
+        if name is None:
+            continue
+        if column.role == "identifier":
+            kind = pa.string()
+        elif column.role == "quasi":
+            kind = pa.int32() if column.generalise == "age_in_months" else pa.string()
+        else:
+            kind = _ATTRIBUTE_TYPES[column.type or "string"]
+        fields.append(pa.field(name, kind))
+    fields += [pa.field(INGEST_ID, pa.string(), nullable=False), pa.field(PURGE_MONTH, pa.string(), nullable=False)]
+    return pa.schema(fields)
+
+
+def identifier_columns(contract: Contract) -> list[str]:
+    return [c.output_name for c in contract.identifiers if c.output_name]
+
+
+class CuratedWriter:
+    """Buffers rows per purge month and streams them to temporary Parquet files."""
+
+    def __init__(self, contract: Contract, metadata: dict[str, str], batch_rows: int = 20_000) -> None:
+        self.schema = schema_for(contract).with_metadata(metadata)
+        self._batch_rows = batch_rows
+        self._dir = tempfile.TemporaryDirectory(prefix="fdp-curated-")
+        self._buffers: dict[str, list[dict[str, Any]]] = {}
+        self._writers: dict[str, pq.ParquetWriter] = {}
+
+    def add(self, purge_month: str, record: dict[str, Any]) -> None:
+        buffer = self._buffers.setdefault(purge_month, [])
+        buffer.append(record)
+        if len(buffer) >= self._batch_rows:
+            self._flush(purge_month)
+
+    def _flush(self, purge_month: str) -> None:
+        rows = self._buffers.get(purge_month)
+        if not rows:
+            return
+        if purge_month not in self._writers:
+            path = Path(self._dir.name) / f"{purge_month}.parquet"
+            self._writers[purge_month] = pq.ParquetWriter(path, self.schema, compression="zstd")
+        self._writers[purge_month].write_table(pa.Table.from_pylist(rows, schema=self.schema))
+        rows.clear()
+
+    def finish(self) -> dict[str, Path]:
+        """Close every partition file; returns purge month -> local file."""
+        for purge_month in list(self._buffers):
+            self._flush(purge_month)
+        for writer in self._writers.values():
+            writer.close()
+        return {month: Path(self._dir.name) / f"{month}.parquet" for month in sorted(self._writers)}
+
+    def discard(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        self._dir.cleanup()
+
+
+def pseudonym_batches(path: Path, columns: list[str], batch_rows: int = 50_000) -> Iterator[list[list[str | None]]]:
+    """The identifier pseudonyms of a curated file, a batch of rows at a time."""
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns):
+        yield [batch.column(name).to_pylist() for name in columns]

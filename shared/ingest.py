@@ -1,0 +1,286 @@
+"""The ingest pipeline: one partner upload, from its drop zone to curated storage and a receipt.
+
+    resolve partner and dataset -> spool and recognise the file -> check header and rows against the contract
+    -> drop rows without consent or on the suppression register -> pseudonymise, generalise, minimise
+    -> write Parquet (temporary) -> upload curated files -> subject index and links -> receipt
+    -> ledger (the commit point) -> audit -> delete the raw file
+
+Every step before the ledger is idempotent (deterministic names, upserts), and every step after it is retried
+from the ledger alone, so a crash between any two steps followed by a retry ends with one copy of the data and
+one ledger row. An error that is not the file's fault (storage unavailable, say) propagates: the raw file stays
+where it is and Event Grid delivers the event again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceNotFoundError
+
+from shared import curated, ledger
+from shared.audit import AuditLog
+from shared.contracts import BoundContract, CheckedRow, FileRejected, Problem
+from shared.events import BlobCreated, bare_etag
+from shared.formats import read_table, spool, too_large
+from shared.keys import KeySource, RootKey
+from shared.ledger import Ledger
+from shared.policy import Dataset, Partner, Policy
+from shared.pseudonymise import Pseudonymiser, scoped_type
+from shared.receipts import ProblemLog, RowCounts, build_receipt, receipt_path
+from shared.register import SuppressionRegister, SuppressionSnapshot
+from shared.retention import purge_month
+from shared.storage import AUDIT, CURATED, INGESTS, LINKS, RECEIPTS, REGISTER, SUBJECTS, Storage
+from shared.subjects import SubjectIndex, link_rows, subject_rows
+
+log = logging.getLogger("fdp.ingest")
+
+STEPS = ("processed", "curated", "indexed", "receipt", "ledger", "audited", "deleted")
+"""The points between steps where a crash can happen; tests inject one after each."""
+
+
+@dataclass
+class Outcome:
+    status: str
+    """accepted, accepted_with_errors, rejected, duplicate, gone or ignored."""
+    ingest_id: str | None = None
+    receipt: dict[str, Any] | None = None
+
+
+@dataclass
+class _Upload:
+    event: BlobCreated
+    partner_id: str
+    etag: str
+    received_at: datetime
+    counts: RowCounts = field(default_factory=RowCounts)
+    problems: ProblemLog = field(default_factory=ProblemLog)
+    rejection: list[Problem] | None = None
+    dataset: Dataset | None = None
+    files: dict[str, str] = field(default_factory=dict)
+    """Purge month -> curated blob name."""
+
+
+class IngestPipeline:
+    def __init__(self, policy: Policy, storage: Storage, keys: KeySource, *,
+                 checkpoint: Callable[[str], None] = lambda step: None) -> None:
+        self.policy = policy
+        self.storage = storage
+        self.keys = keys
+        self.ledger = Ledger(storage.table(INGESTS))
+        self.audit = AuditLog(storage.table(AUDIT))
+        self.register = SuppressionRegister(storage.table(REGISTER))
+        self.index = SubjectIndex(storage.table(SUBJECTS), storage.table(LINKS))
+        self._checkpoint = checkpoint
+
+    # Entry point -----------------------------------------------------------------------------------------
+
+    def handle(self, event: BlobCreated) -> Outcome:
+        if not event.container.startswith("drop-"):
+            log.warning("ignored an event for a container that is not a drop zone")
+            return Outcome("ignored")
+        partner_id = event.container.removeprefix("drop-")
+        ingest_id = event.ingest_id
+        earlier = self.ledger.get(partner_id, ingest_id)
+        if earlier is not None and earlier.final:
+            self._finish(partner_id, ingest_id, earlier.fields)
+            log.info("ingest %s: already %s; finished its remaining steps", ingest_id, earlier.status)
+            return Outcome("duplicate", ingest_id)
+        raw = self.storage.raw_blob(event.container, event.blob)
+        try:
+            properties = raw.get_blob_properties()
+        except ResourceNotFoundError:
+            log.warning("ingest %s: the raw file is gone and no ledger entry completed it", ingest_id)
+            return Outcome("gone", ingest_id)
+        if event.etag and bare_etag(properties.etag) != event.etag:
+            log.info("ingest %s: the blob was replaced by a newer upload, which has its own event", ingest_id)
+            return Outcome("ignored", ingest_id)
+        upload = _Upload(event, partner_id, properties.etag, properties.creation_time.astimezone(UTC))
+        return self._ingest(upload, ingest_id, properties.size, earlier)
+
+    # The pipeline ----------------------------------------------------------------------------------------
+
+    def _ingest(self, upload: _Upload, ingest_id: str, size: int, earlier: ledger.LedgerEntry | None) -> Outcome:
+        partner = self.policy.partner_for_container(upload.event.container)
+        key = self.keys.root_key()
+        self.ledger.record(upload.partner_id, ingest_id, ledger.PROCESSING, blob=upload.event.blob,
+                           etag=upload.etag, received_at=upload.received_at.isoformat(),
+                           files=(earlier.fields.get("files", []) if earlier else []))
+        writer: curated.CuratedWriter | None = None
+        try:
+            upload.dataset = self._resolve(partner, upload.event.blob)
+            if size > self.policy.programme.limits.max_file_bytes:
+                raise FileRejected(too_large(self.policy.programme.limits.max_file_bytes))
+            writer = curated.CuratedWriter(upload.dataset.contract, self._file_metadata(ingest_id, key))
+            local_files = self._process(upload, ingest_id, key, writer)
+            self._checkpoint("processed")
+            self._publish(upload, ingest_id, local_files, earlier)
+        except FileRejected as rejected:
+            upload.rejection, upload.files = rejected.problems, {}
+            upload.counts = RowCounts()
+            self._forget_stale_files(earlier, keep=set())
+        finally:
+            if writer is not None:
+                writer.discard()
+        receipt = self._write_receipt(upload, ingest_id)
+        status = ledger.REJECTED if upload.rejection else ledger.ACCEPTED
+        fields = {"blob": upload.event.blob, "etag": upload.etag, "dataset": upload.dataset.name
+                  if upload.dataset else None, "received_at": upload.received_at.isoformat(),
+                  "completed_at": datetime.now(UTC).isoformat(), "counts": upload.counts.as_dict(),
+                  "files": sorted(upload.files.values()), "receipt": receipt_path(upload.partner_id, ingest_id),
+                  "receipt_status": receipt["status"], "key_version": key.version,
+                  "policy_version": self.policy.version}
+        self.ledger.record(upload.partner_id, ingest_id, status, **fields)
+        self._checkpoint("ledger")
+        self._finish(upload.partner_id, ingest_id, {**fields, "status": status})
+        log.info("ingest %s: %s partner=%s dataset=%s rows read=%d stored=%d invalid=%d no_consent=%d suppressed=%d",
+                 ingest_id, receipt["status"], upload.partner_id, fields["dataset"], upload.counts.read,
+                 upload.counts.stored, upload.counts.invalid, upload.counts.no_consent, upload.counts.suppressed)
+        return Outcome(receipt["status"], ingest_id, receipt)
+
+    def _resolve(self, partner: Partner | None, blob: str) -> Dataset:
+        if partner is None:
+            raise FileRejected(Problem("upload.unknown_partner", "this drop zone belongs to no partner in the policy"))
+        folder = blob.split("/", 1)[0] if "/" in blob else ""
+        dataset = partner.datasets.get(folder)
+        if dataset is None:
+            allowed = ", ".join(sorted(partner.datasets))
+            raise FileRejected(Problem("upload.unknown_dataset",
+                                       f"upload into the folder of an agreed dataset: {allowed}"))
+        return dataset
+
+    def _file_metadata(self, ingest_id: str, key: RootKey) -> dict[str, str]:
+        return {"fdp.ingest_id": ingest_id, "fdp.key_version": key.version,
+                "fdp.policy_version": self.policy.version}
+
+    def _process(self, upload: _Upload, ingest_id: str, key: RootKey,
+                 writer: curated.CuratedWriter) -> dict[str, Path]:
+        dataset = upload.dataset
+        assert dataset is not None
+        limits = self.policy.programme.limits
+        raw = self.storage.raw_blob(upload.event.container, upload.event.blob)
+        chunks = raw.download_blob(etag=upload.etag, match_condition=MatchConditions.IfNotModified).chunks()
+        with spool(chunks, limits.max_file_bytes) as spooled:
+            header, rows = read_table(spooled, limits.max_line_chars)
+            bound = BoundContract(dataset.contract, header)
+            row_handler = _RowHandler(self.policy, dataset, upload, ingest_id, Pseudonymiser(key.material),
+                                      self.register.snapshot())
+            for number, cells in rows:
+                if upload.counts.read >= limits.max_rows:
+                    raise FileRejected(Problem("file.too_many_rows", f"more than {limits.max_rows} rows", number))
+                row_handler.handle(bound.check(number, cells, upload.received_at.date()), writer)
+        if upload.counts.read == 0:
+            raise FileRejected(Problem("file.no_rows", "the file has a header but no rows", row=2))
+        return writer.finish()
+
+    def _publish(self, upload: _Upload, ingest_id: str, local_files: dict[str, Path],
+                 earlier: ledger.LedgerEntry | None) -> None:
+        dataset = upload.dataset
+        assert dataset is not None
+        upload.files = {month: curated.curated_path(dataset.name, month, upload.partner_id, ingest_id)
+                        for month in local_files}
+        self._forget_stale_files(earlier, set(upload.files.values()))
+        self.ledger.record(upload.partner_id, ingest_id, ledger.PROCESSING, blob=upload.event.blob,
+                           etag=upload.etag, received_at=upload.received_at.isoformat(),
+                           files=sorted(upload.files.values()))
+        for month, local in local_files.items():
+            with local.open("rb") as data:
+                self.storage.platform_blob(CURATED, upload.files[month]).upload_blob(
+                    data, overwrite=True, max_concurrency=2)
+        self._checkpoint("curated")
+        identifiers = curated.identifier_columns(dataset.contract)
+        for month, local in local_files.items():
+            for columns in curated.pseudonym_batches(local, identifiers):
+                rows = [[p for p in row if p] for row in zip(*columns, strict=True)]
+                people = {p for row in rows for p in row}
+                pairs = {(row[i], row[j]) for row in rows for i in range(len(row)) for j in range(i + 1, len(row))}
+                self.index.add(subject_rows(people, ingest_id=ingest_id, partner=upload.partner_id,
+                                            dataset=dataset.name, purge_month=month, file=upload.files[month]),
+                               link_rows(pairs, ingest_id=ingest_id))
+        self._checkpoint("indexed")
+
+    def _forget_stale_files(self, earlier: ledger.LedgerEntry | None, keep: set[str]) -> None:
+        """A retry whose rows fall in fewer months than before (the register changed) removes the extra files."""
+        for name in (earlier.fields.get("files", []) if earlier else []):
+            if name not in keep:
+                with contextlib.suppress(ResourceNotFoundError):
+                    self.storage.platform_blob(CURATED, name).delete_blob()
+
+    def _write_receipt(self, upload: _Upload, ingest_id: str) -> dict[str, Any]:
+        receipt = build_receipt(
+            ingest_id=ingest_id, partner=upload.partner_id,
+            dataset=upload.dataset.name if upload.dataset else None, file=upload.event.blob,
+            received_at=upload.received_at.isoformat(), counts=upload.counts, problems=upload.problems,
+            rejection=upload.rejection, policy_version=self.policy.version)
+        self.storage.platform_blob(RECEIPTS, receipt_path(upload.partner_id, ingest_id)).upload_blob(
+            json.dumps(receipt, indent=2).encode(), overwrite=True,
+            content_settings=_json_content())
+        self._checkpoint("receipt")
+        return receipt
+
+    def _finish(self, partner_id: str, ingest_id: str, fields: dict[str, Any]) -> None:
+        """The steps after the commit point: audit once, then delete the raw file (only the upload we processed)."""
+        status = fields.get("status") or fields.get("receipt_status")
+        self.audit.append(f"ingest.{'rejected' if status == ledger.REJECTED else 'accepted'}", {
+            "ingest_id": ingest_id, "partner": partner_id, "dataset": fields.get("dataset"),
+            "rows": fields.get("counts"), "files": len(fields.get("files") or []),
+            "key_version": fields.get("key_version"), "policy_version": fields.get("policy_version"),
+        }, key=f"ingest:{ingest_id}")
+        self._checkpoint("audited")
+        raw = self.storage.raw_blob(f"drop-{partner_id}", fields["blob"])
+        with contextlib.suppress(ResourceNotFoundError):
+            raw.delete_blob(etag=fields["etag"], match_condition=MatchConditions.IfNotModified)
+        self._checkpoint("deleted")
+
+
+class _RowHandler:
+    """Turns checked rows into stored rows: consent, pseudonyms, suppression, purge month."""
+
+    def __init__(self, policy: Policy, dataset: Dataset, upload: _Upload, ingest_id: str,
+                 pseudonymiser: Pseudonymiser, register: SuppressionSnapshot) -> None:
+        self.policy, self.dataset, self.upload = policy, dataset, upload
+        self.ingest_id = ingest_id
+        self.pseudonymiser = pseudonymiser
+        self.register = register
+        self.needs_consent = dataset.basis == "consent"
+        self.reject_on_error = dataset.contract.invalid_rows == "reject_file"
+
+    def handle(self, result: tuple[CheckedRow | None, list[Problem]], writer: curated.CuratedWriter) -> None:
+        checked, problems = result
+        counts = self.upload.counts
+        counts.read += 1
+        if problems or checked is None:
+            if self.reject_on_error:
+                raise FileRejected(problems)
+            counts.invalid += 1
+            self.upload.problems.add(problems)
+            return
+        if self.needs_consent and checked.consent is not True:
+            counts.no_consent += 1
+            return
+        pseudonyms = {column.output_name: self.pseudonymiser.pseudonym(
+            scoped_type(column.id_type or "", self.upload.partner_id), value)
+            for column, value in checked.identifiers}
+        if self.register.suppresses(pseudonyms.values(), self.dataset.basis):
+            counts.suppressed += 1
+            return
+        month = purge_month(self.dataset.retention, received=self.upload.received_at.date(),
+                            programme_end=self.policy.programme.programme_end,
+                            anchor_value=checked.dates.get(self.dataset.retention.column or ""))
+        record = {**checked.values, **pseudonyms, curated.SUBJECT_ID: next(iter(pseudonyms.values())),
+                  curated.INGEST_ID: self.ingest_id, curated.PURGE_MONTH: month}
+        writer.add(month, record)
+        counts.stored += 1
+
+
+def _json_content() -> Any:
+    from azure.storage.blob import ContentSettings
+
+    return ContentSettings(content_type="application/json")

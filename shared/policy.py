@@ -1,0 +1,394 @@
+"""The programme policy: one YAML file per deployment, validated on load.
+
+Every problem is reported at once, each naming the file, the key path, what is wrong and what is allowed, so
+that an operator can fix a policy in one pass. See docs/policy.md for the format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from shared.contracts import (
+    ATTRIBUTE_TYPES,
+    DEFAULT_MAX_LENGTH,
+    GENERALISATIONS,
+    INVALID_ROW_ACTIONS,
+    ROLES,
+    UNEXPECTED_COLUMN_ACTIONS,
+    Column,
+    Contract,
+)
+from shared.pseudonymise import BASE_TYPES
+from shared.retention import ANCHORS, Offset, RetentionRule
+
+UK_REGIONS = ("uksouth", "ukwest")
+EU_REGIONS = (
+    "westeurope", "northeurope", "francecentral", "francesouth", "germanywestcentral", "germanynorth",
+    "swedencentral", "swedensouth", "italynorth", "polandcentral", "spaincentral", "belgiumcentral",
+)
+RESIDENCY = {"UK": UK_REGIONS, "EU": EU_REGIONS}
+BASES = ("consent", "legitimate_interest", "public_task", "legal_obligation")
+PARTNER_KINDS = ("school", "nursery", "nhs_trust", "council", "charity", "other")
+PARTNER_ID = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,57}$")
+DATASET_ID = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,62}$")
+COLUMN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+DEFAULT_LIMITS = {"max_file_mb": 100, "max_line_chars": 10_000, "max_rows": 5_000_000}
+
+
+@dataclass(frozen=True)
+class PolicyIssue:
+    file: str
+    path: str
+    problem: str
+    allowed: str | None = None
+
+    def __str__(self) -> str:
+        tail = f"; allowed: {self.allowed}" if self.allowed else ""
+        return f"{self.file}: {self.path}: {self.problem}{tail}"
+
+
+class PolicyError(ValueError):
+    def __init__(self, issues: list[PolicyIssue]) -> None:
+        self.issues = issues
+        super().__init__("policy is not valid:\n" + "\n".join(f"  - {issue}" for issue in issues))
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_file_bytes: int
+    max_line_chars: int
+    max_rows: int
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    partner: str
+    basis: str
+    contract: Contract
+    retention: RetentionRule
+    special_category: bool = False
+    description: str = ""
+
+    @property
+    def consent_column(self) -> Column | None:
+        return next((c for c in self.contract.columns if c.role == "consent"), None)
+
+
+@dataclass(frozen=True)
+class Partner:
+    id: str
+    name: str
+    kind: str
+    datasets: dict[str, Dataset]
+
+    @property
+    def container(self) -> str:
+        return f"drop-{self.id}"
+
+
+@dataclass(frozen=True)
+class Programme:
+    name: str
+    controller: str
+    residency: str
+    region: str
+    programme_end: date | None
+    limits: Limits
+    area: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Policy:
+    source: str
+    version: str
+    """SHA-256 of the policy file's bytes (first 12 hex digits): recorded with every ingest."""
+    programme: Programme
+    partners: dict[str, Partner]
+    reports: list[dict[str, Any]]
+    extracts: list[dict[str, Any]]
+
+    def partner_for_container(self, container: str) -> Partner | None:
+        if not container.startswith("drop-"):
+            return None
+        return self.partners.get(container.removeprefix("drop-"))
+
+
+def load_policy(path: str | Path) -> Policy:
+    path = Path(path)
+    raw = path.read_bytes()
+    try:
+        document = yaml.safe_load(raw)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(document)"
+        problem = f"not valid YAML: {getattr(error, 'problem', error)}"
+        raise PolicyError([PolicyIssue(str(path), where, problem)]) from None
+    checker = _Checker(str(path))
+    policy = checker.policy(document, version=hashlib.sha256(raw).hexdigest()[:12])
+    if checker.issues:
+        raise PolicyError(checker.issues)
+    assert policy is not None
+    return policy
+
+
+def _keys(node: Any) -> tuple[str, ...]:
+    """Keys of a mapping whose keys are names the operator chooses (partners, datasets, columns)."""
+    return tuple(node) if isinstance(node, dict) else ()
+
+
+class _Checker:
+    """Walks the YAML document, building the policy and collecting every issue with its key path."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.issues: list[PolicyIssue] = []
+
+    def fail(self, path: str, problem: str, allowed: str | None = None) -> None:
+        self.issues.append(PolicyIssue(self.file, path, problem, allowed))
+
+    # Generic checks --------------------------------------------------------------------------------------
+
+    def mapping(self, node: Any, path: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
+        if not isinstance(node, dict):
+            self.fail(path, f"must be a mapping, found {type(node).__name__}")
+            return {}
+        for key in node:
+            if key not in allowed and not (path == "(root)" and str(key).startswith("x-")):
+                self.fail(f"{path}.{key}", "unknown key", ", ".join(allowed))
+        for key in required:
+            if key not in node:
+                self.fail(f"{path}.{key}", "is required")
+        return node
+
+    def text(self, node: dict, key: str, path: str, default: str | None = None) -> str:
+        value = node.get(key, default)
+        if not isinstance(value, str) or not value.strip():
+            if key in node or default is None:
+                self.fail(f"{path}.{key}", "must be non-empty text")
+            return default or ""
+        return value
+
+    def choice(self, node: dict, key: str, path: str, allowed: tuple[str, ...], default: str | None = None) -> str:
+        value = node.get(key, default)
+        if value not in allowed:
+            if key in node or default is None:
+                self.fail(f"{path}.{key}", f"{value!r} is not allowed", ", ".join(allowed))
+            return default or allowed[0]
+        return value
+
+    def integer(self, node: dict, key: str, path: str, default: int | None, low: int = 0, high: int = 10**9) -> int:
+        value = node.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.fail(f"{path}.{key}", f"must be a whole number from {low} to {high}")
+            return default or low
+        return value
+
+    def number(self, node: dict, key: str, path: str) -> float | None:
+        value = node.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.fail(f"{path}.{key}", "must be a number")
+            return None
+        return float(value)
+
+    def day(self, node: dict, key: str, path: str) -> date | None:
+        value = node.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, date):
+            self.fail(f"{path}.{key}", "must be a date", "YYYY-MM-DD")
+            return None
+        return value
+
+    def boolean(self, node: dict, key: str, path: str, default: bool) -> bool:
+        value = node.get(key, default)
+        if not isinstance(value, bool):
+            self.fail(f"{path}.{key}", "must be true or false")
+            return default
+        return value
+
+    def identifier(self, value: Any, path: str, pattern: re.Pattern[str], what: str) -> bool:
+        if not isinstance(value, str) or not pattern.match(value):
+            self.fail(path, f"{value!r} is not a valid {what}", pattern.pattern)
+            return False
+        return True
+
+    # The document ----------------------------------------------------------------------------------------
+
+    def policy(self, document: Any, version: str) -> Policy | None:
+        root = self.mapping(document, "(root)", ("programme", "partners", "reports", "extracts"),
+                            ("programme", "partners"))
+        programme = self.programme(root.get("programme"), "programme")
+        partners: dict[str, Partner] = {}
+        partner_nodes = self.mapping(root.get("partners", {}), "partners", _keys(root.get("partners")))
+        if not partner_nodes:
+            self.fail("partners", "at least one partner is required")
+        for partner_id, node in partner_nodes.items():
+            path = f"partners.{partner_id}"
+            if self.identifier(partner_id, path, PARTNER_ID, "partner id (its drop zone is drop-<id>)"):
+                partners[partner_id] = self.partner(partner_id, node, path, programme)
+        reports = self.entries(root, "reports", ("name",))
+        extracts = self.entries(root, "extracts", ("name", "recipient", "datasets", "columns", "k", "expires"))
+        for index, extract in enumerate(extracts):
+            self.integer(extract, "k", f"extracts[{index}]", 5, low=2, high=1000)
+            self.day(extract, "expires", f"extracts[{index}]")
+        if self.issues:
+            return None
+        return Policy(self.file, version, programme, partners, reports, extracts)
+
+    def entries(self, root: dict, key: str, required: tuple[str, ...]) -> list[dict[str, Any]]:
+        """Reports and extracts are defined fully by their own features; here each needs its named keys."""
+        nodes = root.get(key, [])
+        if not isinstance(nodes, list):
+            self.fail(key, "must be a list")
+            return []
+        for index, node in enumerate(nodes):
+            if not isinstance(node, dict):
+                self.fail(f"{key}[{index}]", "must be a mapping")
+                continue
+            for name in required:
+                if name not in node:
+                    self.fail(f"{key}[{index}].{name}", "is required")
+        return [node for node in nodes if isinstance(node, dict)]
+
+    def programme(self, node: Any, path: str) -> Programme:
+        node = self.mapping(node, path, ("name", "controller", "data_residency", "region", "programme_end",
+                                          "limits", "area"), ("name", "controller", "data_residency", "region"))
+        residency = self.choice(node, "data_residency", path, tuple(RESIDENCY))
+        region = self.choice(node, "region", path, RESIDENCY.get(residency, UK_REGIONS))
+        limits = self.mapping(node.get("limits", {}), f"{path}.limits", tuple(DEFAULT_LIMITS))
+        area = node.get("area", {})
+        if not isinstance(area, dict):
+            self.fail(f"{path}.area", "must be a mapping")
+            area = {}
+        return Programme(
+            name=self.text(node, "name", path),
+            controller=self.text(node, "controller", path),
+            residency=residency,
+            region=region,
+            programme_end=self.day(node, "programme_end", path),
+            limits=Limits(
+                max_file_bytes=self.integer(limits, "max_file_mb", f"{path}.limits", 100, 1, 2048) * 1024 * 1024,
+                max_line_chars=self.integer(limits, "max_line_chars", f"{path}.limits", 10_000, 100, 1_000_000),
+                max_rows=self.integer(limits, "max_rows", f"{path}.limits", 5_000_000, 1, 50_000_000),
+            ),
+            area=area,
+        )
+
+    def partner(self, partner_id: str, node: Any, path: str, programme: Programme) -> Partner:
+        node = self.mapping(node, path, ("name", "kind", "datasets"), ("name", "kind", "datasets"))
+        datasets: dict[str, Dataset] = {}
+        dataset_nodes = self.mapping(node.get("datasets", {}), f"{path}.datasets", _keys(node.get("datasets")))
+        if not dataset_nodes:
+            self.fail(f"{path}.datasets", "at least one dataset is required")
+        for name, dataset_node in dataset_nodes.items():
+            dataset_path = f"{path}.datasets.{name}"
+            if self.identifier(name, dataset_path, DATASET_ID, "dataset name (it is the folder partners upload to)"):
+                datasets[name] = self.dataset(name, partner_id, dataset_node, dataset_path, programme)
+        return Partner(partner_id, self.text(node, "name", path), self.choice(node, "kind", path, PARTNER_KINDS),
+                       datasets)
+
+    def dataset(self, name: str, partner: str, node: Any, path: str, programme: Programme) -> Dataset:
+        node = self.mapping(node, path, ("description", "basis", "special_category", "retention", "columns",
+                                          "unexpected_columns", "invalid_rows"), ("basis", "retention", "columns"))
+        columns = self.columns(node.get("columns"), f"{path}.columns")
+        contract = Contract(
+            columns=tuple(columns),
+            unexpected_columns=self.choice(node, "unexpected_columns", path, UNEXPECTED_COLUMN_ACTIONS, "reject_file"),
+            invalid_rows=self.choice(node, "invalid_rows", path, INVALID_ROW_ACTIONS, "drop_row"),
+        )
+        basis = self.choice(node, "basis", path, BASES)
+        roles = [c.role for c in columns]
+        if basis == "consent" and "consent" not in roles:
+            self.fail(f"{path}.columns", "a consent-based dataset needs a column with role consent")
+        if roles.count("consent") > 1:
+            self.fail(f"{path}.columns", "at most one column may have role consent")
+        if "identifier" not in roles:
+            self.fail(f"{path}.columns", "at least one column must have role identifier")
+        retention = self.retention(node.get("retention"), f"{path}.retention", contract, programme)
+        return Dataset(name, partner, basis, contract, retention,
+                       self.boolean(node, "special_category", path, False), str(node.get("description", "")))
+
+    def columns(self, node: Any, path: str) -> list[Column]:
+        nodes = self.mapping(node, path, _keys(node))
+        columns = [self.column(name, spec, f"{path}.{name}") for name, spec in nodes.items()
+                   if self.identifier(name, f"{path}.{name}", COLUMN_NAME, "column name (lower case, digits, _)")]
+        names = {c.name for c in columns}
+        for column in columns:
+            if column.at is not None and column.at not in names:
+                self.fail(f"{path}.{column.name}.at", f"names no column of this dataset: {column.at!r}")
+        outputs = [c.output_name for c in columns if c.output_name]
+        for duplicate in {o for o in outputs if outputs.count(o) > 1}:
+            self.fail(path, f"two columns would both be stored as {duplicate!r}")
+        return columns
+
+    def column(self, name: str, node: Any, path: str) -> Column:
+        keys = ("role", "type", "required", "generalise", "at", "values", "min", "max", "step", "max_length",
+                "note")
+        node = self.mapping(node, path, keys, ("role",))
+        role = self.choice(node, "role", path, ROLES)
+        common = {"name": name, "role": role, "required": self.boolean(node, "required", path, True),
+                  "max_length": self.integer(node, "max_length", path, DEFAULT_MAX_LENGTH, 1, 10_000)}
+        if role == "identifier":
+            return Column(**common, id_type=self.choice(node, "type", path, BASE_TYPES))
+        if role == "quasi":
+            generalisation = self.choice(node, "generalise", path, GENERALISATIONS)
+            if generalisation == "age_in_months" and "at" not in node:
+                self.fail(f"{path}.at", "age_in_months needs the date column the age is measured at")
+            return Column(**common, generalise=generalisation, at=node.get("at"))
+        if role == "attribute":
+            return self.attribute(node, path, common)
+        return Column(**common)
+
+    def attribute(self, node: dict, path: str, common: dict[str, Any]) -> Column:
+        kind = self.choice(node, "type", path, ATTRIBUTE_TYPES)
+        values = node.get("values")
+        if values is not None and (kind != "string" or not isinstance(values, list) or not values):
+            self.fail(f"{path}.values", "a non-empty list of allowed values, for type string only")
+            values = None
+        minimum, maximum = self.number(node, "min", path), self.number(node, "max", path)
+        if kind in ("integer", "number") and (minimum is None or maximum is None or minimum > maximum):
+            self.fail(path, "numbers need min and max, with min <= max")
+        step = node.get("step")
+        if step is not None and (kind != "integer" or not isinstance(step, int) or step < 1):
+            self.fail(f"{path}.step", "a positive whole number, for type integer only")
+            step = None
+        return Column(**common, type=kind, values=tuple(str(v) for v in values) if values else None,
+                      minimum=minimum, maximum=maximum, step=step)
+
+    def retention(self, node: Any, path: str, contract: Contract, programme: Programme) -> RetentionRule:
+        node = self.mapping(node, path, ("anchor", "column", "years", "months", "cap", "note"), ("anchor",))
+        anchor = self.choice(node, "anchor", path, ANCHORS)
+        offset = Offset(self.integer(node, "years", path, 0, 0, 150), self.integer(node, "months", path, 0, 0, 1800))
+        column = node.get("column")
+        if anchor == "date_of_birth" and column is None:
+            births = [c.name for c in contract.columns if c.role == "quasi" and c.generalise in
+                      ("birth_month", "age_in_months")]
+            column = births[0] if len(births) == 1 else None
+            if column is None:
+                self.fail(f"{path}.column", "name the date of birth column the anchor reads")
+        elif anchor == "column":
+            dated = contract.column(column) if isinstance(column, str) else None
+            if dated is None or dated.type != "date":
+                self.fail(f"{path}.column", "must name a date attribute of this dataset")
+        if anchor in ("date_of_birth", "column") and isinstance(column, str):
+            spec = contract.column(column)
+            if spec is not None and not spec.required:
+                self.fail(f"{path}.column", "the anchor column must be required, or rows could not be planned")
+        cap = None
+        if "cap" in node:
+            cap_node = self.mapping(node["cap"], f"{path}.cap", ("years", "months"))
+            cap = Offset(self.integer(cap_node, "years", f"{path}.cap", 0, 0, 150),
+                         self.integer(cap_node, "months", f"{path}.cap", 0, 0, 1800))
+        if (anchor == "programme_end" or cap) and programme.programme_end is None:
+            self.fail(f"{path}.anchor", "needs programme.programme_end")
+        return RetentionRule(anchor, offset, column if anchor in ("date_of_birth", "column") else None, cap)

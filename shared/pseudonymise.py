@@ -1,0 +1,104 @@
+"""Pseudonymisation exactly as the brief specifies.
+
+    K_domain  = HMAC-SHA256(root, "fdp:domain:" + domain)
+    pseudonym = first 16 bytes, lowercase hex, of HMAC-SHA256(K_domain, id_type + ":" + normalised_value)
+
+The platform's own store uses domain `subject`; each research recipient gets `extract:<recipient>`, so their
+pseudonyms cannot be joined to ours or to another recipient's. Check digits come from python-stdnum.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+from stdnum.gb import nhs, upn
+
+SUBJECT_DOMAIN = "subject"
+BASE_TYPES = ("nhs_number", "upn", "partner_ref", "partner_pseudonym")
+PARTNER_SCOPED = ("partner_ref", "partner_pseudonym")
+MAX_REFERENCE_LENGTH = 64
+
+_NHS_SEPARATORS = re.compile(r"[\s-]")
+_PRINTABLE_REFERENCE = re.compile(r"^[\x21-\x7e\u00a0-\uffff](?:[\x20-\x7e\u00a0-\uffff]*[\x21-\x7e\u00a0-\uffff])?$")
+
+
+class InvalidIdentifier(ValueError):
+    """An identifier failed its rule. Carries the rule's name and a message; never the value."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.message = message
+
+
+def scoped_type(base_type: str, partner: str) -> str:
+    """The id_type that goes into the HMAC: partner references are scoped to the partner that issued them."""
+    return f"{base_type}:{partner}" if base_type in PARTNER_SCOPED else base_type
+
+
+def normalise(base_type: str, value: str) -> str:
+    """Normalise an identifier of one of the brief's types, or raise InvalidIdentifier."""
+    if base_type == "nhs_number":
+        return _normalise_nhs_number(value)
+    if base_type == "upn":
+        return _normalise_upn(value)
+    if base_type in PARTNER_SCOPED:
+        return _normalise_reference(base_type, value)
+    raise ValueError(f"unknown identifier type {base_type!r}")
+
+
+def _normalise_nhs_number(value: str) -> str:
+    digits = _NHS_SEPARATORS.sub("", value)
+    if len(digits) != 10 or not digits.isdigit():
+        raise InvalidIdentifier("nhs_number.format", "NHS number must be 10 digits (spaces and hyphens allowed)")
+    if not nhs.is_valid(digits):
+        raise InvalidIdentifier("nhs_number.check_digit", "NHS number check digit (modulus 11) does not hold")
+    return digits
+
+
+def _normalise_upn(value: str) -> str:
+    compact = "".join(value.split()).upper()
+    if len(compact) != 13:
+        raise InvalidIdentifier("upn.format", "UPN must be 13 characters")
+    try:
+        upn.validate(compact)
+    except upn.InvalidChecksum:
+        raise InvalidIdentifier("upn.check_letter", "UPN check letter does not hold") from None
+    except upn.ValidationError:
+        raise InvalidIdentifier(
+            "upn.format", "UPN must be a check letter, a known LA number, 8 digits and a digit or letter"
+        ) from None
+    return compact
+
+
+def _normalise_reference(base_type: str, value: str) -> str:
+    trimmed = value.strip()
+    if not trimmed:
+        raise InvalidIdentifier(f"{base_type}.empty", "reference is blank")
+    if len(trimmed) > MAX_REFERENCE_LENGTH or not _PRINTABLE_REFERENCE.match(trimmed):
+        raise InvalidIdentifier(
+            f"{base_type}.format", f"reference must be printable text of at most {MAX_REFERENCE_LENGTH} characters"
+        )
+    return trimmed
+
+
+def domain_key(root_key: bytes, domain: str) -> bytes:
+    return hmac.new(root_key, f"fdp:domain:{domain}".encode(), hashlib.sha256).digest()
+
+
+class Pseudonymiser:
+    """Turns normalised identifiers into pseudonyms under one domain key."""
+
+    def __init__(self, root_key: bytes, domain: str = SUBJECT_DOMAIN) -> None:
+        if len(root_key) < 32:
+            raise ValueError("the root key must be at least 32 bytes")
+        self.domain = domain
+        # HMAC's key schedule is done once; each pseudonym then costs two SHA-256 compressions on a copy.
+        self._keyed = hmac.new(domain_key(root_key, domain), digestmod=hashlib.sha256)
+
+    def pseudonym(self, id_type: str, normalised_value: str) -> str:
+        mac = self._keyed.copy()
+        mac.update(f"{id_type}:{normalised_value}".encode())
+        return mac.digest()[:16].hex()

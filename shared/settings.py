@@ -1,0 +1,47 @@
+"""Application settings, read once from the environment (app settings in Azure, local.settings.json locally)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ConfigurationError(RuntimeError):
+    """The app is configured in a way it must refuse to run with."""
+
+
+def running_in_azure(env: Mapping[str, str]) -> bool:
+    """App Service and Functions set WEBSITE_INSTANCE_ID on every instance in Azure; Core Tools does not."""
+    return bool(env.get("WEBSITE_INSTANCE_ID"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    policy_path: Path
+    ingest_storage: str
+    """Connection string (local development) or account name (Azure, identity-based) of the drop-zone account."""
+    platform_storage: str
+    """Connection string (local development) or account name (Azure, identity-based) of the platform account."""
+    key_vault_url: str | None
+    root_key_secret: str
+    local_root_key: str | None
+    in_azure: bool
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        required = ("FDP_POLICY_PATH", "FDP_INGEST_STORAGE", "FDP_PLATFORM_STORAGE")
+        missing = [name for name in required if not env.get(name)]
+        if missing:
+            raise ConfigurationError(f"missing app settings: {', '.join(missing)} (see local.settings.example.json)")
+        return cls(
+            policy_path=Path(env["FDP_POLICY_PATH"]),
+            ingest_storage=env["FDP_INGEST_STORAGE"],
+            platform_storage=env["FDP_PLATFORM_STORAGE"],
+            key_vault_url=env.get("FDP_KEY_VAULT_URL") or None,
+            root_key_secret=env.get("FDP_ROOT_KEY_SECRET") or "pseudonymisation-root-key",
+            local_root_key=env.get("FDP_LOCAL_ROOT_KEY") or None,
+            in_azure=running_in_azure(env),
+        )

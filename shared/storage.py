@@ -1,0 +1,112 @@
+"""All storage access starts here: the SDK clients for the ingest and platform accounts, and their names.
+
+In Azure both accounts are reached with the function app's identity (DefaultAzureCredential); locally, and in
+the tests, a connection string points at Azurite. Nothing else in the project builds a storage client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError
+from azure.data.tables import TableClient, TableServiceClient
+from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient
+
+from shared.settings import Settings
+
+CURATED = "curated"
+RECEIPTS = "receipts"
+REPORTS = "reports"
+EXPORTS = "exports"
+PLATFORM_CONTAINERS = (CURATED, RECEIPTS, REPORTS, EXPORTS)
+
+INGESTS = "ingests"
+SUBJECTS = "subjects"
+LINKS = "links"
+REGISTER = "register"
+AUDIT = "audit"
+PLATFORM_TABLES = (INGESTS, SUBJECTS, LINKS, REGISTER, AUDIT)
+
+TRANSACTION_LIMIT = 100
+"""Table storage accepts at most 100 operations in one transaction, all in one partition."""
+
+
+def _is_connection_string(value: str) -> bool:
+    return "=" in value
+
+
+def _blob_service(value: str) -> BlobServiceClient:
+    if _is_connection_string(value):
+        return BlobServiceClient.from_connection_string(value)
+    from azure.identity import DefaultAzureCredential
+
+    return BlobServiceClient(f"https://{value}.blob.core.windows.net", credential=DefaultAzureCredential())
+
+
+def _table_service(value: str) -> TableServiceClient:
+    if _is_connection_string(value):
+        return TableServiceClient.from_connection_string(value)
+    from azure.identity import DefaultAzureCredential
+
+    return TableServiceClient(f"https://{value}.table.core.windows.net", credential=DefaultAzureCredential())
+
+
+@dataclass
+class Storage:
+    ingest_blobs: BlobServiceClient
+    platform_blobs: BlobServiceClient
+    platform_tables: TableServiceClient
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Storage:
+        return cls(
+            ingest_blobs=_blob_service(settings.ingest_storage),
+            platform_blobs=_blob_service(settings.platform_storage),
+            platform_tables=_table_service(settings.platform_storage),
+        )
+
+    def provision(self) -> None:
+        """Create the platform's containers and tables; safe to run again."""
+        for name in PLATFORM_CONTAINERS:
+            with contextlib.suppress(ResourceExistsError):
+                self.platform_blobs.create_container(name)
+        for name in PLATFORM_TABLES:
+            self.platform_tables.create_table_if_not_exists(name)
+
+    def drop_zone(self, container: str) -> ContainerClient:
+        return self.ingest_blobs.get_container_client(container)
+
+    def raw_blob(self, container: str, name: str) -> BlobClient:
+        return self.ingest_blobs.get_blob_client(container, name)
+
+    def platform_blob(self, container: str, name: str) -> BlobClient:
+        return self.platform_blobs.get_blob_client(container, name)
+
+    def platform_container(self, container: str) -> ContainerClient:
+        return self.platform_blobs.get_container_client(container)
+
+    def table(self, name: str) -> TableClient:
+        return self.platform_tables.get_table_client(name)
+
+
+def upsert_in_transactions(table: TableClient, entities: Iterable[dict[str, Any]]) -> int:
+    """Upsert entities, grouped by partition into transactions of at most 100. Returns how many were written."""
+    by_partition: dict[str, dict[str, dict[str, Any]]] = {}
+    for entity in entities:
+        by_partition.setdefault(entity["PartitionKey"], {})[entity["RowKey"]] = entity
+    written = 0
+    for rows in by_partition.values():
+        for batch in _batches(rows.values(), TRANSACTION_LIMIT):
+            table.submit_transaction([("upsert", entity) for entity in batch])
+            written += len(batch)
+    return written
+
+
+def _batches(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
