@@ -1,0 +1,41 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Everything they need installs from here.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+AZURITE := node_modules/.bin/azurite
+
+.PHONY: install demo test lint bench verify-audit azurite-stop clean
+
+install: $(VENV)/.installed $(AZURITE)
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(AZURITE): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: install
+	$(PY) -m devtools.demo
+
+test: install
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: install
+	$(PY) -m ruff check .
+
+bench: install
+	$(PY) -m bench.run
+
+verify-audit: install
+	$(PY) -m shared.cli verify-audit
+
+azurite-stop:
+	$(PY) -m devtools.demo --stop
+
+clean:
+	rm -rf $(VENV) node_modules .azurite .demo .pytest_cache .ruff_cache

@@ -1,0 +1,76 @@
+"""Shared fixtures: one Azurite per test session (in memory, free ports), emptied before each test."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from azure.core.exceptions import ResourceNotFoundError
+
+from devtools import azurite
+from shared import runtime
+from shared.policy import Policy, load_policy
+from shared.storage import Storage
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICIES = {path.stem: path for path in sorted((ROOT / "policies").glob("*.yaml"))}
+TEST_ROOT_KEY = bytes(range(32))
+
+
+@pytest.fixture(scope="session")
+def azurite_server() -> Iterator[azurite.Azurite]:
+    server = azurite.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def storage(azurite_server: azurite.Azurite) -> Storage:
+    """Platform and ingest storage on Azurite, empty and provisioned."""
+    storage = Storage.from_settings(_settings_for(azurite_server, POLICIES["leap"]))
+    for container in storage.platform_blobs.list_containers():
+        with contextlib.suppress(ResourceNotFoundError):
+            storage.platform_blobs.delete_container(container.name)
+    for table in storage.platform_tables.list_tables():
+        storage.platform_tables.delete_table(table.name)
+    storage.provision()
+    return storage
+
+
+def _settings_for(server: azurite.Azurite, policy: Path):
+    from shared.settings import Settings
+
+    return Settings.from_env(_env(server, policy))
+
+
+def _env(server: azurite.Azurite, policy: Path) -> dict[str, str]:
+    return {"FDP_POLICY_PATH": str(policy), "FDP_INGEST_STORAGE": server.connection_string,
+            "FDP_PLATFORM_STORAGE": server.connection_string,
+            "FDP_LOCAL_ROOT_KEY": base64.b64encode(TEST_ROOT_KEY).decode()}
+
+
+@pytest.fixture
+def app_env(azurite_server: azurite.Azurite, storage: Storage, monkeypatch: pytest.MonkeyPatch):
+    """Point the function app at Azurite and a policy: call with the policy's name (default LEAP)."""
+
+    def configure(policy_name: str = "leap") -> Policy:
+        for name, value in _env(azurite_server, POLICIES[policy_name]).items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("FDP_KEY_VAULT_URL", raising=False)
+        monkeypatch.delenv("WEBSITE_INSTANCE_ID", raising=False)
+        runtime.reset()
+        return load_policy(POLICIES[policy_name])
+
+    yield configure
+    runtime.reset()
+
+
+@pytest.fixture
+def all_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Every log record, from every logger, at every level."""
+    caplog.set_level(logging.DEBUG)
+    return caplog

@@ -1,0 +1,76 @@
+"""Helpers the tests share: upload like a partner, deliver like Event Grid, read storage back."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from typing import Any
+
+import pyarrow.parquet as pq
+from azure.core.exceptions import ResourceExistsError
+
+from devtools.eventgrid import deliver_in_process, waiting_uploads
+from shared.storage import CURATED, PLATFORM_CONTAINERS, PLATFORM_TABLES, RECEIPTS, Storage
+
+
+def upload(storage: Storage, partner: str, blob_name: str, content: bytes) -> None:
+    """Put a file in a partner's drop zone, as their upload link would."""
+    container = f"drop-{partner}"
+    with contextlib.suppress(ResourceExistsError):
+        storage.ingest_blobs.create_container(container)
+    storage.raw_blob(container, blob_name).upload_blob(content)
+
+
+def deliver_all(storage: Storage) -> list[dict[str, Any]]:
+    """Turn every waiting upload into its BlobCreated event and deliver it to the ingest function."""
+    events = waiting_uploads(storage)
+    for event in events:
+        deliver_in_process(event)
+    return events
+
+
+def raw_blobs(storage: Storage) -> list[str]:
+    return [f"{c.name}/{b.name}" for c in storage.ingest_blobs.list_containers(name_starts_with="drop-")
+            for b in storage.drop_zone(c.name).list_blobs()]
+
+
+def curated_files(storage: Storage) -> list[str]:
+    return sorted(b.name for b in storage.platform_container(CURATED).list_blobs())
+
+
+def curated_rows(storage: Storage) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for name in curated_files(storage):
+        data = storage.platform_blob(CURATED, name).download_blob().readall()
+        rows.extend(pq.read_table(io.BytesIO(data)).to_pylist())
+    return rows
+
+
+def receipts(storage: Storage) -> list[dict[str, Any]]:
+    container = storage.platform_container(RECEIPTS)
+    return [json.loads(container.download_blob(b.name).readall()) for b in container.list_blobs()]
+
+
+def ledger_rows(storage: Storage) -> list[dict[str, Any]]:
+    return list(storage.table("ingests").list_entities())
+
+
+def everything_stored(storage: Storage) -> str:
+    """All platform storage as text: every blob (Parquet decoded), every table entity."""
+    parts: list[str] = []
+    for container in PLATFORM_CONTAINERS:
+        client = storage.platform_container(container)
+        for blob in client.list_blobs():
+            data = client.download_blob(blob.name).readall()
+            parts.append(blob.name)
+            if blob.name.endswith(".parquet"):
+                table = pq.read_table(io.BytesIO(data))
+                parts.append(json.dumps(table.to_pylist(), default=str))
+                parts.append(json.dumps({k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}))
+            else:
+                parts.append(data.decode("utf-8", "replace"))
+    for table in PLATFORM_TABLES:
+        for entity in storage.table(table).list_entities():
+            parts.append(json.dumps(dict(entity), default=str))
+    return "\n".join(parts)
