@@ -156,7 +156,7 @@ class BoundContract:
             if column.role == "direct":
                 continue
             if not text:
-                if column.required and column.role != "identifier":
+                if column.required:
                     problems.append(Problem("value.required", "a value is required", row, column.name))
                 continue
             if len(text) > column.max_length:

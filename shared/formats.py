@@ -104,7 +104,8 @@ def _csv_rows(fh: IO[bytes], encoding: str, max_line_chars: int) -> Iterator[tup
         raise FileRejected(Problem("csv.malformed", "a quoted value is not closed, or a quote is misplaced",
                                    row=number + 1)) from None
     finally:
-        text.detach()
+        if not fh.closed:  # a rejected file may be closed before this generator is collected
+            text.detach()
 
 
 def _bounded_lines(text: IO[str], max_chars: int) -> Iterator[str]:

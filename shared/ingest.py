@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -196,15 +196,24 @@ class IngestPipeline:
                     data, overwrite=True, max_concurrency=2)
         self._checkpoint("curated")
         identifiers = curated.identifier_columns(dataset.contract)
+        self.index.add(self._index_entries(upload, ingest_id, local_files, identifiers))
+        self._checkpoint("indexed")
+
+    def _index_entries(self, upload: _Upload, ingest_id: str, local_files: dict[str, Path],
+                       identifiers: list[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Subject rows and identifier links for every curated file, read back a batch at a time."""
+        dataset = upload.dataset
+        assert dataset is not None
         for month, local in local_files.items():
             for columns in curated.pseudonym_batches(local, identifiers):
                 rows = [[p for p in row if p] for row in zip(*columns, strict=True)]
                 people = {p for row in rows for p in row}
                 pairs = {(row[i], row[j]) for row in rows for i in range(len(row)) for j in range(i + 1, len(row))}
-                self.index.add(subject_rows(people, ingest_id=ingest_id, partner=upload.partner_id,
-                                            dataset=dataset.name, purge_month=month, file=upload.files[month]),
-                               link_rows(pairs, ingest_id=ingest_id))
-        self._checkpoint("indexed")
+                for entity in subject_rows(people, ingest_id=ingest_id, partner=upload.partner_id,
+                                           dataset=dataset.name, purge_month=month, file=upload.files[month]):
+                    yield "subject", entity
+                for entity in link_rows(pairs, ingest_id=ingest_id):
+                    yield "link", entity
 
     def _forget_stale_files(self, earlier: ledger.LedgerEntry | None, keep: set[str]) -> None:
         """A retry whose rows fall in fewer months than before (the register changed) removes the extra files."""

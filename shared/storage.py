@@ -93,16 +93,19 @@ class Storage:
         return self.platform_tables.get_table_client(name)
 
 
-def upsert_in_transactions(table: TableClient, entities: Iterable[dict[str, Any]]) -> int:
-    """Upsert entities, grouped by partition into transactions of at most 100. Returns how many were written."""
-    by_partition: dict[str, dict[str, dict[str, Any]]] = {}
-    for entity in entities:
-        by_partition.setdefault(entity["PartitionKey"], {})[entity["RowKey"]] = entity
+def upsert_in_transactions(table: TableClient, entities: Iterable[dict[str, Any]], window: int = 20_000) -> int:
+    """Upsert entities in transactions of up to 100 per partition, gathering a window of entities at a time so
+    that batches fill up while memory stays bounded. Returns how many were written."""
     written = 0
-    for rows in by_partition.values():
-        for batch in _batches(rows.values(), TRANSACTION_LIMIT):
-            table.submit_transaction([("upsert", entity) for entity in batch])
-            written += len(batch)
+    iterator = iter(entities)
+    while chunk := list(islice(iterator, window)):
+        by_partition: dict[str, dict[str, dict[str, Any]]] = {}
+        for entity in chunk:
+            by_partition.setdefault(entity["PartitionKey"], {})[entity["RowKey"]] = entity
+        for rows in by_partition.values():
+            for batch in _batches(rows.values(), TRANSACTION_LIMIT):
+                table.submit_transaction([("upsert", entity) for entity in batch])
+                written += len(batch)
     return written
 
 

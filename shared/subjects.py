@@ -3,13 +3,14 @@
 `subjects`: one row per (pseudonym, upload, purge month), naming the dataset and the curated file, so a
 lookup reads only that person's rows. `links`: both directions of every pair of pseudonyms seen on one row
 (an NHS number beside a local reference), so a request made with either identifier finds the other.
-Partition keys are the first two hex digits of the pseudonym: writes batch into transactions and a lookup is
-one partition range query.
+Partition keys are the first hex digit of the pseudonym: writes batch into transactions and a lookup is one
+partition range query.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from typing import Any
 
 from azure.data.tables import TableClient
@@ -18,7 +19,8 @@ from shared.storage import upsert_in_transactions
 
 
 def _partition(pseudonym: str) -> str:
-    return pseudonym[:2]
+    """Sixteen partitions: large uploads fill 100-row transactions, and a lookup is still one range query."""
+    return pseudonym[:1]
 
 
 def subject_rows(pseudonyms: Iterable[str], *, ingest_id: str, partner: str, dataset: str, purge_month: str,
@@ -40,9 +42,15 @@ class SubjectIndex:
         self._subjects = subjects
         self._links = links
 
-    def add(self, rows: Iterable[dict[str, Any]], links: Iterable[dict[str, Any]]) -> int:
-        """Idempotent: the same upload writes the same keys."""
-        return upsert_in_transactions(self._subjects, rows) + upsert_in_transactions(self._links, links)
+    def add(self, entries: Iterable[tuple[str, dict[str, Any]]], window: int = 20_000) -> int:
+        """Write ("subject", row) and ("link", row) entries, a window at a time. Idempotent: the same upload
+        writes the same keys."""
+        written = 0
+        iterator = iter(entries)
+        while chunk := list(islice(iterator, window)):
+            written += upsert_in_transactions(self._subjects, (row for kind, row in chunk if kind == "subject"))
+            written += upsert_in_transactions(self._links, (row for kind, row in chunk if kind == "link"))
+        return written
 
     def linked(self, pseudonym: str) -> set[str]:
         """The pseudonym and every pseudonym linked to it, directly or through others."""

@@ -55,15 +55,16 @@ def _env(server: azurite.Azurite, policy: Path) -> dict[str, str]:
 
 @pytest.fixture
 def app_env(azurite_server: azurite.Azurite, storage: Storage, monkeypatch: pytest.MonkeyPatch):
-    """Point the function app at Azurite and a policy: call with the policy's name (default LEAP)."""
+    """Point the function app at Azurite and a policy: call with a seed policy's name (default LEAP) or a path."""
 
-    def configure(policy_name: str = "leap") -> Policy:
-        for name, value in _env(azurite_server, POLICIES[policy_name]).items():
+    def configure(policy: str | Path = "leap") -> Policy:
+        path = POLICIES[policy] if isinstance(policy, str) else policy
+        for name, value in _env(azurite_server, path).items():
             monkeypatch.setenv(name, value)
         monkeypatch.delenv("FDP_KEY_VAULT_URL", raising=False)
         monkeypatch.delenv("WEBSITE_INSTANCE_ID", raising=False)
         runtime.reset()
-        return load_policy(POLICIES[policy_name])
+        return load_policy(path)
 
     yield configure
     runtime.reset()
