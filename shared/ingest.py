@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
 from shared import curated, ledger
 from shared.audit import AuditLog
@@ -244,7 +244,8 @@ class IngestPipeline:
         }, key=f"ingest:{ingest_id}")
         self._checkpoint("audited")
         raw = self.storage.raw_blob(f"drop-{partner_id}", fields["blob"])
-        with contextlib.suppress(ResourceNotFoundError):
+        # Gone already, or the name now holds a newer upload (which has its own event): either way, leave it.
+        with contextlib.suppress(ResourceNotFoundError, ResourceModifiedError):
             raw.delete_blob(etag=fields["etag"], match_condition=MatchConditions.IfNotModified)
         self._checkpoint("deleted")
 
