@@ -134,7 +134,7 @@ def test_transient_storage_error_leaves_the_raw_file_for_the_retry(app_env, stor
 
 
 def test_a_new_upload_under_the_same_name_is_not_deleted_by_an_old_event(app_env, storage):
-    policy, file = reference_run(app_env, storage, invalid_rate=0)
+    _policy, file = reference_run(app_env, storage, invalid_rate=0)
     [old_event] = waiting_uploads(storage)
     from devtools.eventgrid import deliver_in_process
 

@@ -1,0 +1,118 @@
+"""Programme policies load and validate with errors that name the file, the key path, what is wrong and what
+is allowed; every seed programme has a faithful policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shared import cli
+from shared.policy import PolicyError, load_policy
+from tests.conftest import POLICIES
+
+SEEDS = Path(__file__).resolve().parent.parent.parent / "shared" / "seeds"
+
+
+def test_one_policy_per_seed_programme():
+    assert set(POLICIES) == {"thrive-at-five", "leap", "thriving-families", "achieving-for-children"}
+    for path in POLICIES.values():
+        text = path.read_text()
+        assert "../shared/seeds/" in text, f"{path.name} cites its notice"
+        assert text.count('"') >= 10, f"{path.name} quotes the notice's sentences"
+
+
+@pytest.mark.skipif(not SEEDS.exists(), reason="the seed notices sit beside the project")
+def test_quotations_are_the_notices_own_words():
+    notices = " ".join(" ".join(p.read_text().split()) for p in SEEDS.glob("*.txt")).replace("’", "'")
+    for path in POLICIES.values():
+        for block in comment_blocks(path.read_text()):
+            for fragment in block.split('"')[1::2]:
+                for piece in fragment.split("..."):
+                    if len(piece.strip()) > 25:
+                        assert " ".join(piece.split()) in notices, f"{path.name}: not in the notice: {piece}"
+
+
+def comment_blocks(text: str) -> list[str]:
+    """Runs of consecutive comment lines, joined: a quotation may wrap over several lines."""
+    blocks, current = [], []
+    for line in text.splitlines():
+        if "#" in line:
+            current.append(line.partition("#")[2].strip())
+        elif current:
+            blocks.append(" ".join(current))
+            current = []
+    return blocks + ([" ".join(current)] if current else [])
+
+
+def test_promises_are_encoded():
+    thrive, leap = load_policy(POLICIES["thrive-at-five"]), load_policy(POLICIES["leap"])
+    assert thrive.programme.residency == "UK" and thrive.programme.region in ("uksouth", "ukwest")
+    assert leap.programme.residency == "EU"
+    school = thrive.partners["school-north"].datasets["early-years"]
+    assert school.basis == "consent" and school.contract.unexpected_columns == "reject_file"
+    assert not [c for c in school.contract.columns if c.role == "direct"], "schools send no names at all"
+    assert (school.retention.anchor, school.retention.offset.years) == ("received", 12)
+    assert leap.partners["nhs-community-health"].datasets["health-visits"].basis == "legitimate_interest"
+    assert leap.partners["family-support-charity"].datasets["sessions"].basis == "consent"
+    tf = load_policy(POLICIES["thriving-families"])
+    assert tf.extracts[0]["recipient"] == "iff-research" and tf.extracts[0]["expires"]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    return path
+
+
+BROKEN = """
+programme:
+  name: Test
+  controller: Test
+  data_residency: UK
+  region: westeurope
+partners:
+  Bad_Partner:
+    name: x
+    kind: school
+    datasets: {}
+  good:
+    name: Good
+    kind: shop
+    datasets:
+      visits:
+        basis: consent
+        retention: {anchor: yesterday}
+        columns:
+          ref: {role: identifer, type: partner_ref}
+          score: {role: attribute, type: integer}
+          colour: {role: attribute, type: string, values: [red], extra: 1}
+"""
+
+
+def test_errors_name_file_path_problem_and_allowed(tmp_path):
+    path = write(tmp_path, BROKEN)
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    issues = {issue.path: issue for issue in caught.value.issues}
+    assert all(issue.file == str(path) for issue in caught.value.issues)
+    assert "uksouth" in issues["programme.region"].allowed
+    assert "partners.Bad_Partner" in issues
+    assert "school" in issues["partners.good.kind"].allowed
+    assert "identifier" in issues["partners.good.datasets.visits.columns.ref.role"].allowed
+    assert "min and max" in issues["partners.good.datasets.visits.columns.score"].problem
+    assert issues["partners.good.datasets.visits.columns.colour.extra"].problem == "unknown key"
+    assert "received" in issues["partners.good.datasets.visits.retention.anchor"].allowed
+    assert "consent" in issues["partners.good.datasets.visits.columns"].problem
+    assert str(path) in str(caught.value) and "partners.good.kind" in str(caught.value)
+
+
+def test_yaml_syntax_errors_name_the_line(tmp_path):
+    with pytest.raises(PolicyError, match=r"line \d+, column \d+: not valid YAML"):
+        load_policy(write(tmp_path, "programme:\n  name: [unclosed\n"))
+
+
+def test_check_policy_command(capsys, tmp_path):
+    assert cli.main(["check-policy", str(POLICIES["leap"])]) == 0
+    assert "drop-family-support-charity/sessions/" in capsys.readouterr().out
+    assert cli.main(["check-policy", str(write(tmp_path, BROKEN))]) == 1
