@@ -32,7 +32,7 @@ bench: install
 	$(PY) -m bench.run
 
 verify-audit: install
-	$(PY) -m shared.cli verify-audit
+	$(PY) -m shared.cli --settings $(or $(SETTINGS),.azurite/demo.settings.json) verify-audit
 
 azurite-stop:
 	$(PY) -m devtools.demo --stop

@@ -3,12 +3,17 @@
     python -m shared.cli provision       create the platform's containers and tables (safe to repeat)
     python -m shared.cli verify-audit    walk the audit hash chain end to end; exit 1 if it is broken
     python -m shared.cli check-policy P  validate a programme policy file and summarise it
+
+Settings come from the environment, or with --settings from a file in local.settings.json's format.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+from pathlib import Path
 
 from shared.audit import AuditLog
 from shared.policy import PolicyError, load_policy
@@ -44,6 +49,7 @@ def check_policy(path: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shared.cli", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--settings", metavar="FILE", help="read app settings from a local.settings.json file")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("provision")
     commands.add_parser("verify-audit")
@@ -52,7 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "check-policy":
         return check_policy(args.path)
-    storage = Storage.from_settings(Settings.from_env())
+    env = None
+    if args.settings:
+        env = {**os.environ, **json.loads(Path(args.settings).read_text())["Values"]}
+    storage = Storage.from_settings(Settings.from_env(env))
     if args.command == "provision":
         storage.provision()
         print("platform containers and tables are in place")

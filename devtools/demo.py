@@ -1,0 +1,166 @@
+"""`make demo`: the LEAP programme's partners upload files, and the platform ingests them end to end on Azurite.
+
+1. starts Azurite (kept running afterwards, its data in .azurite/, so you can look around);
+2. provisions platform storage and a drop zone per LEAP partner;
+3. generates a file for each partner (one deliberately bad: a nursery sends children's addresses, which its
+   agreement does not allow, and the charity's spreadsheet has some invalid rows);
+4. drops them into the drop zones, turns each new blob into the BlobCreated event Event Grid would send, and
+   delivers it to the ingest function;
+5. prints each receipt, the ledger, where the curated data is, and the audit chain's verification.
+
+    python -m devtools.demo          # run the demo
+    python -m devtools.demo --stop   # stop the Azurite it left running
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+from azure.core.exceptions import ResourceExistsError
+
+from devtools import azurite
+from devtools.eventgrid import deliver_in_process, waiting_uploads
+from shared import runtime, synthetic
+from shared.audit import AuditLog
+from shared.policy import load_policy
+from shared.settings import Settings
+from shared.storage import AUDIT, CURATED, INGESTS, RECEIPTS, Storage
+
+ROOT = azurite.ROOT
+STATE = ROOT / ".azurite"
+POLICY = ROOT / "policies" / "leap.yaml"
+DEFAULT_PORTS = (10000, 10001, 10002)
+
+
+def stop_previous() -> None:
+    pid_file = STATE / "pid"
+    if pid_file.exists():
+        with contextlib.suppress(ProcessLookupError, ValueError, PermissionError):
+            os.killpg(int(pid_file.read_text()), signal.SIGTERM)
+        pid_file.unlink()
+
+
+def start_azurite() -> azurite.Azurite:
+    stop_previous()
+    if STATE.exists():
+        for item in STATE.iterdir():
+            if item.is_file():
+                item.unlink()
+    STATE.mkdir(exist_ok=True)
+    ports = DEFAULT_PORTS if all(not azurite._answers(port) for port in DEFAULT_PORTS) else None
+    server = azurite.start(in_memory=False, location=STATE, ports=ports)
+    (STATE / "pid").write_text(str(server.process.pid))
+    return server
+
+
+def local_key() -> str:
+    """A random development key for this machine, kept (never committed) beside the emulator's data."""
+    path = STATE / "local-root-key"
+    if not path.exists():
+        path.write_text(base64.b64encode(os.urandom(32)).decode())
+    return path.read_text().strip()
+
+
+def configure(server: azurite.Azurite) -> Storage:
+    values = {"FDP_POLICY_PATH": str(POLICY), "FDP_INGEST_STORAGE": server.connection_string,
+              "FDP_PLATFORM_STORAGE": server.connection_string, "FDP_LOCAL_ROOT_KEY": local_key()}
+    # The demo's settings in local.settings.json's format: `make verify-audit` and `func start` can reuse them.
+    settings = {"IsEncrypted": False, "Values": {"FUNCTIONS_WORKER_RUNTIME": "python",
+                                                 "AzureWebJobsStorage": server.connection_string, **values}}
+    (STATE / "demo.settings.json").write_text(json.dumps(settings, indent=2))
+    os.environ.update(values)
+    os.environ.pop("FDP_KEY_VAULT_URL", None)
+    runtime.reset()
+    storage = Storage.from_settings(Settings.from_env())
+    storage.provision()
+    return storage
+
+
+def partner_files(policy) -> list[synthetic.SyntheticFile]:
+    return [
+        synthetic.generate(policy, "nhs-community-health", "health-visits", rows=400, seed=1,
+                           name="health-visits-2026-10.csv"),
+        synthetic.generate(policy, "family-support-charity", "sessions", rows=250, seed=2, invalid_rate=0.04,
+                           fmt="xlsx", name="sessions-october.xlsx"),
+        synthetic.generate(policy, "early-years-setting", "asq-assessments", rows=120, seed=3,
+                           extra_columns=("child_address",), name="asq-autumn-term.csv"),
+    ]
+
+
+def drop(storage: Storage, file: synthetic.SyntheticFile) -> None:
+    with contextlib.suppress(ResourceExistsError):
+        storage.ingest_blobs.create_container(f"drop-{file.partner}")
+    storage.raw_blob(f"drop-{file.partner}", file.blob_name).upload_blob(file.content, overwrite=False)
+
+
+def show_receipt(receipt: dict) -> None:
+    rows = receipt["rows"]
+    print(f"\n  {receipt['partner']} / {receipt['file']}: {receipt['status'].upper()}")
+    print(f"    {receipt['message']}")
+    print(f"    rows read {rows['read']}, stored {rows['stored']}, invalid {rows['invalid']}, "
+          f"no consent {rows['no_consent']}, on the suppression register {rows['suppressed']}")
+    for problem in (receipt["rejection"] or [])[:5]:
+        print(f"    - row {problem['row']}, column {problem['column']}: {problem['rule']}: {problem['message']}")
+    for problem in receipt["errors"][:5]:
+        print(f"    - row {problem['row']}, column {problem['column']}: {problem['rule']}: {problem['message']}")
+    if receipt["errors_total"] > 5:
+        print(f"    ... {receipt['errors_total'] - 5} more errors listed in the receipt")
+
+
+def report(storage: Storage, server: azurite.Azurite) -> None:
+    print("\nReceipts (platform storage, container 'receipts'):")
+    container = storage.platform_container(RECEIPTS)
+    for blob in container.list_blobs():
+        show_receipt(json.loads(container.download_blob(blob.name).readall()))
+    print("\nIngest ledger (table 'ingests'):")
+    for row in storage.table(INGESTS).list_entities():
+        counts = json.loads(row["counts"])
+        print(f"  {row['PartitionKey']:<24} {row['RowKey'][:12]}  {row['status']:<9} dataset={row['dataset']} "
+              f"stored={counts['stored']} key={row['key_version']} policy={row['policy_version']}")
+    print("\nCurated data (container 'curated', pseudonymised Parquet by dataset and purge month):")
+    for blob in storage.platform_container(CURATED).list_blobs():
+        print(f"  curated/{blob.name}  ({blob.size:,} bytes)")
+    verification = AuditLog(storage.table(AUDIT)).verify()
+    print(f"\nAudit chain: {'intact' if verification.ok else 'BROKEN'}, {verification.entries} entries "
+          "(make verify-audit checks it again)")
+    print(f"""
+Where to look
+  Azurite is still running (blob {server.blob_port}, queue {server.queue_port}, table {server.table_port}), its data in
+  .azurite/. Browse it with Azure Storage Explorer ("Attach to a local emulator"), or with this connection string:
+    {server.connection_string}
+  The raw uploads are gone from the drop-* containers; receipts/, curated/ and the tables hold what was kept.
+  Stop Azurite with: make azurite-stop""")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stop", action="store_true", help="stop the Azurite the demo left running")
+    if parser.parse_args().stop:
+        stop_previous()
+        print("Azurite stopped")
+        return 0
+    print("Starting Azurite ...")
+    server = start_azurite()
+    storage = configure(server)
+    policy = load_policy(POLICY)
+    print(f"Programme: {policy.programme.name} ({policy.programme.region}); partners: {', '.join(policy.partners)}")
+    for file in partner_files(policy):
+        drop(storage, file)
+        print(f"  {file.partner} uploaded {file.blob_name} ({len(file.rows)} rows) to drop-{file.partner}")
+    events = waiting_uploads(storage)
+    print(f"\nDelivering {len(events)} BlobCreated events to the ingest function (the local stand-in for Event Grid)")
+    for event in events:
+        deliver_in_process(event)
+    report(storage, server)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
