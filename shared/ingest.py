@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
@@ -55,7 +55,9 @@ class Outcome:
 
 
 @dataclass
-class _Upload:
+class Upload:
+    """One upload's state as it moves through the pipeline."""
+
     event: BlobCreated
     partner_id: str
     etag: str
@@ -102,12 +104,12 @@ class IngestPipeline:
         if event.etag and bare_etag(properties.etag) != event.etag:
             log.info("ingest %s: the blob was replaced by a newer upload, which has its own event", ingest_id)
             return Outcome("ignored", ingest_id)
-        upload = _Upload(event, partner_id, properties.etag, properties.creation_time.astimezone(UTC))
+        upload = Upload(event, partner_id, properties.etag, properties.creation_time.astimezone(UTC))
         return self._ingest(upload, ingest_id, properties.size, earlier)
 
     # The pipeline ----------------------------------------------------------------------------------------
 
-    def _ingest(self, upload: _Upload, ingest_id: str, size: int, earlier: ledger.LedgerEntry | None) -> Outcome:
+    def _ingest(self, upload: Upload, ingest_id: str, size: int, earlier: ledger.LedgerEntry | None) -> Outcome:
         partner = self.policy.partner_for_container(upload.event.container)
         key = self.keys.root_key()
         self.ledger.record(upload.partner_id, ingest_id, ledger.PROCESSING, blob=upload.event.blob,
@@ -160,27 +162,15 @@ class IngestPipeline:
         return {"fdp.ingest_id": ingest_id, "fdp.key_version": key.version,
                 "fdp.policy_version": self.policy.version}
 
-    def _process(self, upload: _Upload, ingest_id: str, key: RootKey,
+    def _process(self, upload: Upload, ingest_id: str, key: RootKey,
                  writer: curated.CuratedWriter) -> dict[str, Path]:
-        dataset = upload.dataset
-        assert dataset is not None
         limits = self.policy.programme.limits
         raw = self.storage.raw_blob(upload.event.container, upload.event.blob)
         chunks = raw.download_blob(etag=upload.etag, match_condition=MatchConditions.IfNotModified).chunks()
         with spool(chunks, limits.max_file_bytes) as spooled:
-            header, rows = read_table(spooled, limits.max_line_chars)
-            bound = BoundContract(dataset.contract, header)
-            row_handler = _RowHandler(self.policy, dataset, upload, ingest_id, Pseudonymiser(key.material),
-                                      self.register.snapshot())
-            for number, cells in rows:
-                if upload.counts.read >= limits.max_rows:
-                    raise FileRejected(Problem("file.too_many_rows", f"more than {limits.max_rows} rows", number))
-                row_handler.handle(bound.check(number, cells, upload.received_at.date()), writer)
-        if upload.counts.read == 0:
-            raise FileRejected(Problem("file.no_rows", "the file has a header but no rows", row=2))
-        return writer.finish()
+            return transform(spooled, self.policy, upload, ingest_id, key, self.register.snapshot(), writer)
 
-    def _publish(self, upload: _Upload, ingest_id: str, local_files: dict[str, Path],
+    def _publish(self, upload: Upload, ingest_id: str, local_files: dict[str, Path],
                  earlier: ledger.LedgerEntry | None) -> None:
         dataset = upload.dataset
         assert dataset is not None
@@ -199,7 +189,7 @@ class IngestPipeline:
         self.index.add(self._index_entries(upload, ingest_id, local_files, identifiers))
         self._checkpoint("indexed")
 
-    def _index_entries(self, upload: _Upload, ingest_id: str, local_files: dict[str, Path],
+    def _index_entries(self, upload: Upload, ingest_id: str, local_files: dict[str, Path],
                        identifiers: list[str]) -> Iterator[tuple[str, dict[str, Any]]]:
         """Subject rows and identifier links for every curated file, read back a batch at a time."""
         dataset = upload.dataset
@@ -222,7 +212,7 @@ class IngestPipeline:
                 with contextlib.suppress(ResourceNotFoundError):
                     self.storage.platform_blob(CURATED, name).delete_blob()
 
-    def _write_receipt(self, upload: _Upload, ingest_id: str) -> dict[str, Any]:
+    def _write_receipt(self, upload: Upload, ingest_id: str) -> dict[str, Any]:
         receipt = build_receipt(
             ingest_id=ingest_id, partner=upload.partner_id,
             dataset=upload.dataset.name if upload.dataset else None, file=upload.event.blob,
@@ -250,10 +240,30 @@ class IngestPipeline:
         self._checkpoint("deleted")
 
 
+def transform(spooled: IO[bytes], policy: Policy, upload: Upload, ingest_id: str, key: RootKey,
+              register: SuppressionSnapshot, writer: curated.CuratedWriter) -> dict[str, Path]:
+    """The pipeline's core, with no storage in it: read, check, pseudonymise, generalise, write local Parquet.
+    Returns purge month -> local file; counts and row problems accumulate on `upload`."""
+    dataset = upload.dataset
+    assert dataset is not None
+    limits = policy.programme.limits
+    header, rows = read_table(spooled, limits.max_line_chars)
+    bound = BoundContract(dataset.contract, header)
+    row_handler = _RowHandler(policy, dataset, upload, ingest_id, Pseudonymiser(key.material), register)
+    received = upload.received_at.date()
+    for number, cells in rows:
+        if upload.counts.read >= limits.max_rows:
+            raise FileRejected(Problem("file.too_many_rows", f"more than {limits.max_rows} rows", number))
+        row_handler.handle(bound.check(number, cells, received), writer)
+    if upload.counts.read == 0:
+        raise FileRejected(Problem("file.no_rows", "the file has a header but no rows", row=2))
+    return writer.finish()
+
+
 class _RowHandler:
     """Turns checked rows into stored rows: consent, pseudonyms, suppression, purge month."""
 
-    def __init__(self, policy: Policy, dataset: Dataset, upload: _Upload, ingest_id: str,
+    def __init__(self, policy: Policy, dataset: Dataset, upload: Upload, ingest_id: str,
                  pseudonymiser: Pseudonymiser, register: SuppressionSnapshot) -> None:
         self.policy, self.dataset, self.upload = policy, dataset, upload
         self.ingest_id = ingest_id
