@@ -42,18 +42,18 @@ def _with_envelope(event: dict[str, Any]) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=1)
-def _indexed_functions() -> dict[str, Any]:
-    """The app's functions, indexed once as the host does (indexing the same app twice is refused)."""
+def indexed_functions() -> dict[str, Any]:
+    """The app's functions by name, indexed once as the host does (indexing the same app twice is refused)."""
     from function_app import app
 
-    return {function.get_function_name(): function.get_user_function() for function in app.get_functions()}
+    return {function.get_function_name(): function for function in app.get_functions()}
 
 
 def deliver_in_process(event: dict[str, Any]) -> None:
     """Call the ingest function exactly as the Functions host would, with a real EventGridEvent."""
     import azure.functions as func
 
-    _indexed_functions()["ingest"](func.EventGridEvent(
+    indexed_functions()["ingest"].get_user_function()(func.EventGridEvent(
         id=event["id"], data=event["data"], topic=event["topic"], subject=event["subject"],
         event_type=event["eventType"], event_time=datetime.fromisoformat(event["eventTime"]),
         data_version=event.get("dataVersion", "")))

@@ -193,3 +193,31 @@ def test_csv_encodings(app_env, storage, encoding):
     receipt = ingest_one(storage, "thriving-families-team", file.blob_name, text.encode(encoding))
     assert receipt["status"] == "accepted"
     assert receipt["rows"]["stored"] == 10
+
+
+def test_malformed_csv_quoting(app_env, storage):
+    policy = app_env()
+    lines = leap_sessions(policy).content.decode().splitlines()
+    lines[3] = '"unclosed' + lines[3]
+    receipt = ingest_one(storage, "family-support-charity", "sessions/quote.csv", csv_bytes(lines))
+    assert_rejected_and_nothing_stored(storage, receipt, "csv.malformed")
+
+
+def test_ragged_row_is_a_row_error(app_env, storage):
+    policy = app_env()
+    lines = leap_sessions(policy).content.decode().splitlines()
+    lines[2] += ",extra"
+    receipt = ingest_one(storage, "family-support-charity", "sessions/ragged.csv", csv_bytes(lines))
+    assert [(p["row"], p["rule"]) for p in receipt["errors"]] == [(3, "row.field_count")]
+
+
+def test_a_header_that_looks_like_data_is_not_echoed(app_env, storage):
+    """A partner who pastes a row where the header should be gets told about `column N`, not the value."""
+    policy = app_env()
+    lines = leap_sessions(policy).content.decode().splitlines()
+    lines[0] = lines[0] + ",jo.bloggs@example.org"
+    lines[1:] = [line + "," for line in lines[1:]]
+    receipt = ingest_one(storage, "family-support-charity", "sessions/pasted.csv", csv_bytes(lines))
+    problem = assert_rejected_and_nothing_stored(storage, receipt, "header.not_in_contract")
+    assert problem["column"] == "column 15"
+    assert "bloggs" not in str(receipt)
