@@ -3,15 +3,22 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 AZURITE := node_modules/.bin/azurite
+INFRA_VENV := .venv-infra
 
 .PHONY: install demo test lint bench verify-audit azurite-stop clean
 
-install: $(VENV)/.installed $(AZURITE)
+install: $(VENV)/.installed $(AZURITE) $(INFRA_VENV)/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(INFRA_VENV)/.installed: requirements-infra.txt
+	$(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(INFRA_VENV)/bin/python -m pip install --quiet -r requirements-infra.txt
 	touch $@
 
 $(AZURITE): package.json package-lock.json
@@ -38,4 +45,4 @@ azurite-stop:
 	$(PY) -m devtools.demo --stop
 
 clean:
-	rm -rf $(VENV) node_modules .azurite .demo .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(INFRA_VENV) node_modules .azurite .demo .pytest_cache .ruff_cache

@@ -1,0 +1,178 @@
+// The whole Family Data Platform in one deployment (azd up): a resource group in one UK or EU region, and in it
+// the function app, the ingest and platform storage accounts, Key Vault, Event Grid, monitoring, the data
+// roles, and an Azure Policy that keeps every resource in the region.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(20)
+@description('azd environment name; names and tags every resource.')
+param environmentName string
+
+// The data residency promise: UK data centres (Thrive at Five) or EU ones (LEAP). No other region is accepted.
+@allowed([
+  'uksouth'
+  'ukwest'
+  'westeurope'
+  'northeurope'
+  'francecentral'
+  'francesouth'
+  'germanywestcentral'
+  'germanynorth'
+  'swedencentral'
+  'swedensouth'
+  'italynorth'
+  'polandcentral'
+  'spaincentral'
+  'belgiumcentral'
+])
+@description('The one region every resource is created in: it must match the policy\'s programme.region.')
+param location string
+
+@description('The programme policy the app loads, relative to the app root (policies/<programme>.yaml).')
+param policyFile string = 'policies/leap.yaml'
+
+@description('VNet integration and private endpoints for the platform account and Key Vault.')
+param privateNetworking bool = false
+
+@description('Origins allowed to upload to drop zones from a browser (the partner upload page).')
+param uploadPageOrigins array = []
+
+@allowed([ 512, 2048, 4096 ])
+param instanceMemoryMB int = 2048
+
+var tags = { 'azd-env-name': environmentName, workload: 'family-data-platform' }
+var token = toLower(uniqueString(subscription().id, environmentName, location))
+var abbreviations = {
+  group: 'rg-fdp-${environmentName}'
+  identity: 'id-fdp-${token}'
+  logs: 'log-fdp-${token}'
+  insights: 'appi-fdp-${token}'
+  ingest: 'stfdpin${token}'
+  platform: 'stfdp${token}'
+  vault: 'kv-fdp-${token}'
+  plan: 'plan-fdp-${token}'
+  app: 'func-fdp-${token}'
+  topic: 'evgt-fdp-${token}'
+  network: 'vnet-fdp-${token}'
+}
+
+resource group 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: abbreviations.group
+  location: location
+  tags: tags
+}
+
+module residency 'modules/policy.bicep' = {
+  name: 'residency-policy'
+  scope: group
+  params: { allowedLocations: [ location ] }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: group
+  params: { location: location, tags: tags, logAnalyticsName: abbreviations.logs, appInsightsName: abbreviations.insights }
+}
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  scope: group
+  params: { location: location, tags: tags, name: abbreviations.identity }
+}
+
+module ingest 'modules/storage-ingest.bicep' = {
+  name: 'ingest-storage'
+  scope: group
+  params: {
+    location: location
+    tags: tags
+    name: abbreviations.ingest
+    corsOrigins: uploadPageOrigins
+    logAnalyticsId: monitoring.outputs.logAnalyticsId
+  }
+}
+
+module platform 'modules/storage-platform.bicep' = {
+  name: 'platform-storage'
+  scope: group
+  params: {
+    location: location
+    tags: tags
+    name: abbreviations.platform
+    privateNetworking: privateNetworking
+    logAnalyticsId: monitoring.outputs.logAnalyticsId
+  }
+}
+
+module vault 'modules/keyvault.bicep' = {
+  name: 'key-vault'
+  scope: group
+  params: {
+    location: location
+    tags: tags
+    name: abbreviations.vault
+    privateNetworking: privateNetworking
+    logAnalyticsId: monitoring.outputs.logAnalyticsId
+  }
+}
+
+module network 'modules/network.bicep' = if (privateNetworking) {
+  name: 'network'
+  scope: group
+  params: {
+    location: location
+    tags: tags
+    name: abbreviations.network
+    platformStorageId: platform.outputs.id
+    keyVaultId: vault.outputs.id
+  }
+}
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'function-app'
+  scope: group
+  params: {
+    location: location
+    tags: tags
+    planName: abbreviations.plan
+    appName: abbreviations.app
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    platformStorageName: platform.outputs.name
+    ingestStorageName: ingest.outputs.name
+    keyVaultUri: vault.outputs.uri
+    appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
+    policyFile: policyFile
+    instanceMemoryMB: instanceMemoryMB
+    subnetId: privateNetworking ? network.outputs.appSubnetId : ''
+  }
+}
+
+module roles 'modules/roles.bicep' = {
+  name: 'data-roles'
+  scope: group
+  params: {
+    principalId: identity.outputs.principalId
+    platformStorageName: platform.outputs.name
+    ingestStorageName: ingest.outputs.name
+    keyVaultName: vault.outputs.name
+    appInsightsName: monitoring.outputs.appInsightsName
+  }
+}
+
+module events 'modules/eventgrid.bicep' = {
+  name: 'event-grid'
+  scope: group
+  params: { location: location, tags: tags, name: abbreviations.topic, ingestStorageName: ingest.outputs.name }
+  dependsOn: [ ingest ]
+}
+
+// Read by azd into its environment, and by the post-deploy hook.
+output AZURE_LOCATION string = location
+output AZURE_RESOURCE_GROUP string = group.name
+output FUNCTION_APP_NAME string = functionApp.outputs.name
+output FUNCTION_APP_HOSTNAME string = functionApp.outputs.hostName
+output EVENTGRID_TOPIC_NAME string = events.outputs.name
+output INGEST_STORAGE_NAME string = ingest.outputs.name
+output PLATFORM_STORAGE_NAME string = platform.outputs.name
+output KEY_VAULT_NAME string = vault.outputs.name
