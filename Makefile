@@ -4,10 +4,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 AZURITE := node_modules/.bin/azurite
 INFRA_VENV := .venv-infra
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install demo test lint bench verify-audit azurite-stop clean
 
-install: $(VENV)/.installed $(AZURITE) $(INFRA_VENV)/.installed
+install: $(VENV)/.installed $(AZURITE) $(INFRA_VENV)/.installed $(CHROMIUM)
+
+# Debian's Chromium and its driver, for the upload page's browser test.
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import threading
 import uuid
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -70,6 +72,22 @@ def post_to_host(event: dict[str, Any], url: str) -> None:
         headers={"Content-Type": "application/json", "aeg-event-type": "Notification"})
     with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310 - scheme checked above
         response.read()
+
+
+def watch(storage: Storage, stop: threading.Event, interval: float = 0.5) -> None:
+    """Deliver each new upload once, until `stop` is set: Event Grid's part, for local runs and browser tests."""
+    delivered: set[str] = set()
+    while not stop.is_set():
+        for event in waiting_uploads(storage):
+            key = f"{event['subject']}|{event['data']['eTag']}"
+            if key not in delivered:
+                delivered.add(key)
+                try:
+                    deliver_in_process(event)
+                except Exception:  # Event Grid would retry: so do we, on the next pass
+                    delivered.discard(key)
+                    logging.exception("delivery failed; retrying")
+        stop.wait(interval)
 
 
 def main() -> None:

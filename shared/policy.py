@@ -39,7 +39,7 @@ PARTNER_KINDS = ("school", "nursery", "nhs_trust", "council", "charity", "other"
 PARTNER_ID = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,57}$")
 DATASET_ID = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,62}$")
 COLUMN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-DEFAULT_LIMITS = {"max_file_mb": 100, "max_line_chars": 10_000, "max_rows": 5_000_000}
+DEFAULT_LIMITS = {"max_file_mb": 100, "max_line_chars": 10_000, "max_rows": 5_000_000, "max_link_days": 7}
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,8 @@ class Limits:
     max_file_bytes: int
     max_line_chars: int
     max_rows: int
+    max_link_days: int = 7
+    """The longest a partner's upload link may stay valid."""
 
 
 @dataclass(frozen=True)
@@ -280,6 +282,7 @@ class _Checker:
                 max_file_bytes=self.integer(limits, "max_file_mb", f"{path}.limits", 100, 1, 2048) * 1024 * 1024,
                 max_line_chars=self.integer(limits, "max_line_chars", f"{path}.limits", 10_000, 100, 1_000_000),
                 max_rows=self.integer(limits, "max_rows", f"{path}.limits", 5_000_000, 1, 50_000_000),
+                max_link_days=self.integer(limits, "max_link_days", f"{path}.limits", 7, 1, 90),
             ),
             area=area,
         )

@@ -2,29 +2,51 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 from shared.audit import AuditLog
 from shared.ingest import IngestPipeline
 from shared.keys import key_source_from_settings
-from shared.policy import load_policy
+from shared.partners import DropZones
+from shared.policy import Policy, load_policy
 from shared.settings import Settings
 from shared.storage import AUDIT, Storage
 
 
+@dataclass(frozen=True)
+class Platform:
+    settings: Settings
+    storage: Storage
+    policy: Policy
+    audit: AuditLog
+
+
 @lru_cache(maxsize=1)
-def ingest_pipeline() -> IngestPipeline:
+def platform() -> Platform:
     settings = Settings.from_env()
     storage = Storage.from_settings(settings)
-    audit = AuditLog(storage.table(AUDIT))
+    return Platform(settings, storage, load_policy(settings.policy_path), AuditLog(storage.table(AUDIT)))
+
+
+@lru_cache(maxsize=1)
+def ingest_pipeline() -> IngestPipeline:
+    current = platform()
 
     def record_key_read(version: str) -> None:
-        audit.append("key.read", {"purpose": "pseudonymisation", "key_version": version})
+        current.audit.append("key.read", {"purpose": "pseudonymisation", "key_version": version})
 
-    keys = key_source_from_settings(settings, on_read=record_key_read)
-    return IngestPipeline(load_policy(settings.policy_path), storage, keys)
+    keys = key_source_from_settings(current.settings, on_read=record_key_read)
+    return IngestPipeline(current.policy, current.storage, keys)
+
+
+def drop_zones() -> DropZones:
+    current = platform()
+    https_only = current.settings.in_azure or current.storage.ingest_blobs.url.startswith("https")
+    return DropZones(current.storage, current.policy, https_only=https_only)
 
 
 def reset() -> None:
     """Forget the cached objects (after settings change: tests, key rotation)."""
+    platform.cache_clear()
     ingest_pipeline.cache_clear()

@@ -28,6 +28,8 @@ class Settings:
     root_key_secret: str
     local_root_key: str | None
     in_azure: bool
+    ingest_key_secret: str = "ingest-account-key"  # noqa: S105 - the secret's name, not its value
+    """Key Vault secret holding the ingest account's key (Azure only; locally it is in the connection string)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -44,4 +46,5 @@ class Settings:
             root_key_secret=env.get("FDP_ROOT_KEY_SECRET") or "pseudonymisation-root-key",
             local_root_key=env.get("FDP_LOCAL_ROOT_KEY") or None,
             in_azure=running_in_azure(env),
+            ingest_key_secret=env.get("FDP_INGEST_KEY_SECRET") or "ingest-account-key",
         )

@@ -7,8 +7,9 @@ the tests, a connection string points at Azurite. Nothing else in the project bu
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import islice
 from typing import Any
 
@@ -35,6 +36,25 @@ TRANSACTION_LIMIT = 100
 """Table storage accepts at most 100 operations in one transaction, all in one partition."""
 
 
+def _ingest_key_source(settings: Settings) -> Callable[[], str] | None:
+    """Locally the key is in the connection string; in Azure, Bicep puts it in Key Vault for the app to read."""
+    if _is_connection_string(settings.ingest_storage):
+        key = _connection_values(settings.ingest_storage).get("AccountKey")
+        return (lambda: key) if key else None
+    if not settings.key_vault_url:
+        return None
+    vault_url, secret = settings.key_vault_url, settings.ingest_key_secret
+
+    @lru_cache(maxsize=1)
+    def from_key_vault() -> str:
+        from azure.identity import DefaultAzureCredential
+        from azure.keyvault.secrets import SecretClient
+
+        return SecretClient(vault_url, DefaultAzureCredential()).get_secret(secret).value or ""
+
+    return from_key_vault
+
+
 def _is_connection_string(value: str) -> bool:
     return "=" in value
 
@@ -55,11 +75,17 @@ def _table_service(value: str) -> TableServiceClient:
     return TableServiceClient(f"https://{value}.table.core.windows.net", credential=DefaultAzureCredential())
 
 
+def _connection_values(value: str) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in value.split(";") if "=" in part)
+
+
 @dataclass
 class Storage:
     ingest_blobs: BlobServiceClient
     platform_blobs: BlobServiceClient
     platform_tables: TableServiceClient
+    ingest_account_key: Callable[[], str] | None = None
+    """The ingest account's shared key, for signing partners' upload links against stored access policies."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Storage:
@@ -67,7 +93,19 @@ class Storage:
             ingest_blobs=_blob_service(settings.ingest_storage),
             platform_blobs=_blob_service(settings.platform_storage),
             platform_tables=_table_service(settings.platform_storage),
+            ingest_account_key=_ingest_key_source(settings),
         )
+
+    @property
+    def ingest_account_name(self) -> str:
+        return self.ingest_blobs.account_name or ""
+
+    def ingest_admin(self) -> BlobServiceClient:
+        """The ingest account with its shared key: setting stored access policies needs it."""
+        if self.ingest_account_key is None:
+            raise RuntimeError("no ingest account key is configured")
+        credential = {"account_name": self.ingest_account_name, "account_key": self.ingest_account_key()}
+        return BlobServiceClient(self.ingest_blobs.url, credential=credential)
 
     def provision(self) -> None:
         """Create the platform's containers and tables; safe to run again."""

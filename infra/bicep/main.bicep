@@ -34,7 +34,7 @@ param policyFile string = 'policies/leap.yaml'
 @description('VNet integration and private endpoints for the platform account and Key Vault.')
 param privateNetworking bool = false
 
-@description('Origins allowed to upload to drop zones from a browser (the partner upload page).')
+@description('Further origins allowed to upload to drop zones from a browser (the app\'s own page is always allowed).')
 param uploadPageOrigins array = []
 
 @allowed([ 512, 2048, 4096 ])
@@ -87,7 +87,8 @@ module ingest 'modules/storage-ingest.bicep' = {
     location: location
     tags: tags
     name: abbreviations.ingest
-    corsOrigins: uploadPageOrigins
+    // The upload page is served by the function app itself; add any other origin with uploadPageOrigins.
+    corsOrigins: union([ 'https://${abbreviations.app}.azurewebsites.net' ], uploadPageOrigins)
     logAnalyticsId: monitoring.outputs.logAnalyticsId
   }
 }
@@ -113,6 +114,7 @@ module vault 'modules/keyvault.bicep' = {
     name: abbreviations.vault
     privateNetworking: privateNetworking
     logAnalyticsId: monitoring.outputs.logAnalyticsId
+    ingestStorageName: ingest.outputs.name
   }
 }
 

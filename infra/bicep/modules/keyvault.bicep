@@ -5,6 +5,8 @@ param tags object
 param name string
 param privateNetworking bool
 param logAnalyticsId string
+@description('The ingest account: its key signs partners\' upload links against stored access policies.')
+param ingestStorageName string
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   name: name
@@ -24,6 +26,19 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     enabledForDiskEncryption: false
     publicNetworkAccess: privateNetworking ? 'Disabled' : 'Enabled'
     networkAcls: { defaultAction: privateNetworking ? 'Deny' : 'Allow', bypass: 'None' }
+  }
+}
+
+resource ingest 'Microsoft.Storage/storageAccounts@2023-05-01' existing = { name: ingestStorageName }
+
+// The function app signs partners' upload links with the ingest account's key; it reads it from here.
+resource ingestKey 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: vault
+  name: 'ingest-account-key'
+  properties: {
+    // checkov:skip=CKV_AZURE_41:The value is the storage account's key, rotated with the account (docs/deploy.md); an expiry here would stop link signing without rotating anything.
+    contentType: 'Shared key of the ingest storage account (signs partner upload links)'
+    value: ingest.listKeys().keys[0].value
   }
 }
 

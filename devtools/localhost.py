@@ -1,0 +1,115 @@
+"""A small local stand-in for the Functions host's HTTP front door, for machines without Core Tools.
+
+It serves the app's HTTP functions under /api/ exactly as indexed from `function_app.app` (routes, methods),
+turning each request into a real `func.HttpRequest` and writing back the `func.HttpResponse`. Function keys are
+not checked (Core Tools does not check them locally either); roles are, through the same code as in Azure. With
+`--watch`, it also plays Event Grid: every new blob in a drop zone is delivered to the ingest function.
+
+    python -m devtools.localhost --port 7071 --watch
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import azure.functions as func
+
+from devtools.eventgrid import indexed_functions
+
+
+@dataclass(frozen=True)
+class HttpRoute:
+    name: str
+    methods: frozenset[str]
+    pattern: re.Pattern[str]
+    auth_level: str
+    handler: Any
+
+
+def http_routes() -> list[HttpRoute]:
+    routes = []
+    for name, function in indexed_functions().items():
+        trigger = next((b for b in json.loads(function.get_function_json())["bindings"]
+                        if b["type"] == "httpTrigger"), None)
+        if trigger is None:
+            continue
+        template = re.sub(r"\{(\w+)(?::[^}]*)?\}", r"(?P<\1>[^/]+)", trigger["route"])
+        routes.append(HttpRoute(name, frozenset(m.upper() for m in trigger["methods"]),
+                                re.compile(f"^/api/{template}$"), trigger["authLevel"], function.get_user_function()))
+    # Literal segments win over parameters, as in the host: upload/check before upload/assets/{name}.
+    return sorted(routes, key=lambda route: route.pattern.pattern.count("(?P<"))
+
+
+def dispatch(routes: list[HttpRoute], method: str, url: str, headers: dict[str, str],
+             body: bytes = b"") -> func.HttpResponse:
+    parts = urlsplit(url)
+    for route in routes:
+        match = route.pattern.match(parts.path)
+        if match and method.upper() in route.methods:
+            request = func.HttpRequest(method=method.upper(), url=url, headers=headers,
+                                       params=dict(parse_qsl(parts.query)), route_params=match.groupdict(),
+                                       body=body)
+            return route.handler(request)
+    return func.HttpResponse("not found", status_code=404)
+
+
+def serve(port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
+    """Serve the app's HTTP functions in a background thread; call .shutdown() to stop."""
+    routes = http_routes()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:  # no request lines: URLs are not for logs here either
+            pass
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            url = f"http://{host}:{port}{self.path}"
+            response = dispatch(routes, self.command, url, dict(self.headers.items()), body)
+            payload = response.get_body() or b""
+            self.send_response(response.status_code)
+            for key, value in response.headers.items():
+                if key.lower() != "content-length":
+                    self.send_header(key, value)
+            if response.mimetype and "content-type" not in {k.lower() for k, _ in response.headers.items()}:
+                self.send_header("Content-Type", f"{response.mimetype}; charset={response.charset or 'utf-8'}")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=7071)
+    parser.add_argument("--watch", action="store_true", help="deliver new drop-zone blobs to the ingest function")
+    args = parser.parse_args()
+    server = serve(args.port)
+    print(f"serving the app's HTTP functions on http://127.0.0.1:{args.port}/api/ (Ctrl-C to stop)")
+    try:
+        if args.watch:
+            from devtools.eventgrid import watch
+            from shared.settings import Settings
+            from shared.storage import Storage
+
+            watch(Storage.from_settings(Settings.from_env()), threading.Event())
+        else:
+            threading.Event().wait()
+    except KeyboardInterrupt:
+        server.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Shared shape of every HTTP function: authorise, run one call into shared/, answer JSON, audit the call."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+import azure.functions as func
+
+from shared.auth import Caller, Problem, identify, require
+from shared.runtime import platform
+from shared.settings import ConfigurationError
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body, default=str), status_code=status, mimetype="application/json",
+                             headers={**NO_STORE, **(headers or {})})
+
+
+def problem_response(problem: Problem) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(problem.document()), status_code=problem.status,
+                             mimetype="application/problem+json", headers=NO_STORE)
+
+
+def json_body(req: func.HttpRequest) -> dict[str, Any]:
+    if not req.get_body():
+        return {}
+    try:
+        body = req.get_json()
+    except ValueError:
+        raise Problem(400, "Bad Request", "The request body is not JSON.", rule="body.json") from None
+    if not isinstance(body, dict):
+        raise Problem(400, "Bad Request", "The request body must be a JSON object.", rule="body.object")
+    return body
+
+
+def admin_call(req: func.HttpRequest, role: str, action: str,
+               work: Callable[[Caller], tuple[int, Any]]) -> func.HttpResponse:
+    """Authorise the caller for `role`, do the work, and append the call (who, what, outcome) to the audit log."""
+    caller_id, status = "unauthenticated", 500
+    try:
+        caller = identify(req.headers, os.environ)
+        caller_id = caller.id if caller else caller_id
+        status, body = work(require(caller, role))
+        return json_response(body, status)
+    except Problem as problem:
+        status = problem.status
+        return problem_response(problem)
+    except ConfigurationError:
+        logging.exception("%s: the app is misconfigured", action)
+        return problem_response(Problem(500, "Internal Server Error", "The platform is misconfigured."))
+    finally:
+        platform().audit.append(f"admin.{action}", {"caller": caller_id, "status": status,
+                                                     "route": dict(req.route_params)}, actor=caller_id)

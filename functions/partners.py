@@ -1,0 +1,45 @@
+"""HTTP admin functions for partners' drop zones (role Platform.Admin). Thin adapters over shared/partners.py."""
+
+import azure.functions as func
+
+from functions.http import admin_call, json_body
+from shared.auth import PLATFORM_ADMIN, Problem
+from shared.runtime import drop_zones
+
+bp = func.Blueprint()
+
+
+@bp.function_name("partner_onboard")
+@bp.route(route="partners/{partner}", methods=["PUT"], auth_level=func.AuthLevel.FUNCTION)
+def onboard(req: func.HttpRequest) -> func.HttpResponse:
+    return admin_call(req, PLATFORM_ADMIN, "partner.onboard",
+                      lambda caller: (200, drop_zones().onboard(req.route_params["partner"])))
+
+
+@bp.function_name("partner_link_issue")
+@bp.route(route="partners/{partner}/links", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def issue_link(req: func.HttpRequest) -> func.HttpResponse:
+    def work(caller):
+        body = json_body(req)
+        days = body.get("expiry_days")
+        if days is not None and (isinstance(days, bool) or not isinstance(days, int | float)):
+            raise Problem(400, "Bad Request", "expiry_days must be a number of days.", field="expiry_days",
+                          rule="link.expiry")
+        link = drop_zones().issue_link(req.route_params["partner"], days=days, ip=body.get("ip"))
+        return 201, {"url": link.url, "expires": link.expires.isoformat(),
+                     "note": "Shown once: the platform keeps no copy. Send it to the partner securely."}
+    return admin_call(req, PLATFORM_ADMIN, "partner.link.issue", work)
+
+
+@bp.function_name("partner_links_revoke")
+@bp.route(route="partners/{partner}/links", methods=["DELETE"], auth_level=func.AuthLevel.FUNCTION)
+def revoke_links(req: func.HttpRequest) -> func.HttpResponse:
+    return admin_call(req, PLATFORM_ADMIN, "partner.links.revoke", lambda caller: (
+        200, {"revoked": True, "link_generation": drop_zones().revoke(req.route_params["partner"])}))
+
+
+@bp.function_name("partner_uploads")
+@bp.route(route="partners/{partner}/uploads", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def uploads(req: func.HttpRequest) -> func.HttpResponse:
+    return admin_call(req, PLATFORM_ADMIN, "partner.uploads",
+                      lambda caller: (200, {"uploads": drop_zones().uploads(req.route_params["partner"])}))

@@ -1,0 +1,72 @@
+"""The partner upload page. Anonymous: a partner proves who they are with their upload link alone.
+
+The link travels in the page's URL fragment (never sent to the server) or is pasted in; the browser uploads
+straight to Blob storage in blocks; the page then polls for the receipt through a read path that checks the
+link's signature and reveals only the receipt of the upload that link made. The link goes to the server only in
+POST bodies, never in a URL, so it cannot end up in access logs.
+"""
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import azure.functions as func
+
+from functions.http import json_body, json_response, problem_response
+from shared.auth import Problem
+from shared.runtime import drop_zones, platform
+
+bp = func.Blueprint()
+STATIC = Path(__file__).parent / "static"
+
+
+def _security_headers() -> dict[str, str]:
+    blob = urlsplit(platform().storage.ingest_blobs.url)
+    return {
+        "Content-Security-Policy": f"default-src 'none'; script-src 'self'; style-src 'self'; "
+                                   f"connect-src 'self' {blob.scheme}://{blob.netloc}; form-action 'none'; "
+                                   "frame-ancestors 'none'; base-uri 'none'",
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-store",
+    }
+
+
+@bp.function_name("upload_page")
+@bp.route(route="upload", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def page(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse((STATIC / "upload.html").read_text(), mimetype="text/html",
+                             headers=_security_headers())
+
+
+@bp.function_name("upload_page_asset")
+@bp.route(route="upload/assets/{name}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def asset(req: func.HttpRequest) -> func.HttpResponse:
+    types = {"upload.js": "text/javascript", "upload.css": "text/css"}
+    name = req.route_params.get("name", "")
+    if name not in types:
+        return func.HttpResponse(status_code=404)
+    return func.HttpResponse((STATIC / name).read_text(), mimetype=types[name], headers=_security_headers())
+
+
+@bp.function_name("upload_link_check")
+@bp.route(route="upload/check", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def check(req: func.HttpRequest) -> func.HttpResponse:
+    try:
+        partner = drop_zones().check_link(str(json_body(req).get("link", "")))
+    except Problem as problem:
+        return problem_response(problem)
+    return json_response({"partner": partner.id, "name": partner.name, "datasets": sorted(partner.datasets)})
+
+
+@bp.function_name("upload_receipt")
+@bp.route(route="upload/receipt", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def receipt(req: func.HttpRequest) -> func.HttpResponse:
+    try:
+        body = json_body(req)
+        found = drop_zones().receipt_for_upload(str(body.get("link", "")), str(body.get("blob", "")),
+                                                str(body.get("etag", "")))
+    except Problem as problem:
+        return problem_response(problem)
+    if found is None:
+        return json_response({"status": "processing"}, 202)
+    return json_response(found)

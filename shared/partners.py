@@ -1,0 +1,182 @@
+"""Partners' drop zones: onboarding, create-only upload links, revocation, and what each partner sent.
+
+A drop zone is a container `drop-<partner>` in the ingest account. Its upload links are container SAS tokens
+signed against the container's stored access policy `upload-<generation>`, which grants create (c) only: a link
+can add new blobs (in blocks, for large files) and nothing else; it cannot read, list, delete or overwrite, and
+is valid for that one container. Revoking replaces the policy with the next generation, so every link issued
+before stops working at once. Links are returned once and never stored or logged.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import AccessPolicy, ContainerClient, generate_container_sas
+
+from shared.auth import Problem
+from shared.events import BlobCreated
+from shared.ledger import FINAL, Ledger
+from shared.policy import Partner, Policy
+from shared.receipts import receipt_path
+from shared.storage import INGESTS, RECEIPTS, Storage
+
+CREATE_ONLY = "c"
+_GENERATION = re.compile(r"^upload-(\d+)$")
+
+
+@dataclass(frozen=True)
+class UploadLink:
+    url: str
+    expires: datetime
+
+
+class DropZones:
+    def __init__(self, storage: Storage, policy: Policy, *, https_only: bool,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.storage = storage
+        self.policy = policy
+        self.https_only = https_only
+        self.clock = clock
+
+    def partner(self, partner_id: str) -> Partner:
+        partner = self.policy.partners.get(partner_id)
+        if partner is None:
+            raise Problem(404, "Not Found", "No partner of that name is in the programme policy.")
+        return partner
+
+    def _container(self, partner: Partner) -> ContainerClient:
+        return self.storage.ingest_admin().get_container_client(partner.container)
+
+    def onboard(self, partner_id: str) -> dict[str, Any]:
+        """Create the drop zone and its stored access policy. Idempotent: an existing zone keeps its links."""
+        partner = self.partner(partner_id)
+        container = self._container(partner)
+        created = True
+        try:
+            container.create_container()
+        except ResourceExistsError:
+            created = False
+        generation = self._generation(container)
+        if generation is None:
+            generation = 1
+            self._set_generation(container, generation)
+        return {"partner": partner.id, "container": partner.container, "created": created,
+                "link_generation": generation, "datasets": sorted(partner.datasets)}
+
+    def issue_link(self, partner_id: str, *, days: float | None = None, ip: str | None = None) -> UploadLink:
+        partner = self.partner(partner_id)
+        limit = self.policy.programme.limits.max_link_days
+        days = limit if days is None else days
+        if not 0 < days <= limit:
+            raise Problem(400, "Bad Request", f"expiry_days must be more than 0 and at most {limit}.",
+                          field="expiry_days", rule="link.expiry")
+        if ip is not None and not _valid_ip_range(ip):
+            raise Problem(400, "Bad Request", "ip must be an IPv4 address or range a.b.c.d-e.f.g.h.",
+                          field="ip", rule="link.ip")
+        container = self._container(partner)
+        generation = self._require_generation(container)
+        expires = (self.clock() + timedelta(days=days)).replace(microsecond=0)
+        token = generate_container_sas(
+            self.storage.ingest_account_name, partner.container, account_key=self._key(),
+            policy_id=f"upload-{generation}", expiry=expires, ip=ip,
+            protocol="https" if self.https_only else "https,http")
+        return UploadLink(f"{self.storage.ingest_blobs.url.rstrip('/')}/{partner.container}?{token}", expires)
+
+    def revoke(self, partner_id: str) -> int:
+        """Every link issued so far stops working now; returns the new generation."""
+        container = self._container(self.partner(partner_id))
+        generation = self._require_generation(container) + 1
+        self._set_generation(container, generation)
+        return generation
+
+    def uploads(self, partner_id: str) -> list[dict[str, Any]]:
+        """The partner's uploads, newest first, each with its receipt when it has one."""
+        partner = self.partner(partner_id)
+        entries = sorted(Ledger(self.storage.table(INGESTS)).for_partner(partner.id),
+                         key=lambda entry: entry.fields.get("received_at") or "", reverse=True)
+        return [{"ingest_id": e.ingest_id, "status": e.status, "file": e.fields.get("blob"),
+                 "dataset": e.fields.get("dataset"), "received_at": e.fields.get("received_at"),
+                 "rows": e.fields.get("counts"), "receipt": self._receipt(partner.id, e.ingest_id)
+                 if e.status in FINAL else None} for e in entries]
+
+    # The upload page's read path ----------------------------------------------------------------------
+
+    def check_link(self, link: str) -> Partner:
+        """The partner a link belongs to, if it is one of ours, current and unexpired; otherwise 401."""
+        parts = urlsplit(link)
+        query = {key: values[0] for key, values in parse_qs(parts.query).items()}
+        container = parts.path.rstrip("/").rsplit("/", 1)[-1]
+        partner = self.policy.partner_for_container(container)
+        denied = Problem(401, "Unauthorized", "This upload link is not valid, has expired or has been revoked.")
+        if partner is None or query.get("sr") != "c" or "sig" not in query or "se" not in query:
+            raise denied
+        try:
+            generation = self._generation(self._container(partner))
+            expires = datetime.fromisoformat(query["se"].replace("Z", "+00:00"))
+        except (ResourceNotFoundError, ValueError):
+            raise denied from None
+        if query.get("si") != f"upload-{generation}" or expires <= self.clock():
+            raise denied
+        expected = generate_container_sas(
+            self.storage.ingest_account_name, partner.container, account_key=self._key(), policy_id=query["si"],
+            expiry=query["se"], start=query.get("st"), ip=query.get("sip"), protocol=query.get("spr"))
+        signature = parse_qs(expected)["sig"][0]
+        if not hmac.compare_digest(signature, query["sig"]):
+            raise denied
+        return partner
+
+    def receipt_for_upload(self, link: str, blob: str, etag: str) -> dict[str, Any] | None:
+        """The receipt of one upload made with this link, or None while it is being processed."""
+        partner = self.check_link(link)
+        ingest_id = BlobCreated(partner.container, blob, etag.strip('"')).ingest_id
+        entry = Ledger(self.storage.table(INGESTS)).get(partner.id, ingest_id)
+        if entry is None or entry.status not in FINAL:
+            return None
+        return self._receipt(partner.id, ingest_id)
+
+    # Helpers ----------------------------------------------------------------------------------------
+
+    def _receipt(self, partner_id: str, ingest_id: str) -> dict[str, Any] | None:
+        try:
+            data = self.storage.platform_blob(RECEIPTS, receipt_path(partner_id, ingest_id)).download_blob()
+        except ResourceNotFoundError:
+            return None
+        return json.loads(data.readall())
+
+    def _key(self) -> str:
+        if self.storage.ingest_account_key is None:
+            raise RuntimeError("no ingest account key is configured")
+        return self.storage.ingest_account_key()
+
+    @staticmethod
+    def _generation(container: ContainerClient) -> int | None:
+        try:
+            identifiers = container.get_container_access_policy()["signed_identifiers"]
+        except ResourceNotFoundError:
+            return None
+        generations = [int(m[1]) for i in identifiers if (m := _GENERATION.match(i.id))]
+        return max(generations, default=None)
+
+    def _require_generation(self, container: ContainerClient) -> int:
+        generation = self._generation(container)
+        if generation is None:
+            raise Problem(409, "Conflict", "The partner is not onboarded yet: PUT /api/partners/{partner} first.")
+        return generation
+
+    @staticmethod
+    def _set_generation(container: ContainerClient, generation: int) -> None:
+        container.set_container_access_policy({f"upload-{generation}": AccessPolicy(permission=CREATE_ONLY)})
+
+
+def _valid_ip_range(value: str) -> bool:
+    octet = r"(25[0-5]|2[0-4]\d|1?\d?\d)"
+    address = rf"{octet}\.{octet}\.{octet}\.{octet}"
+    return re.fullmatch(rf"{address}(-{address})?", value) is not None

@@ -1,0 +1,105 @@
+"""The partner upload page in a real browser (Debian's headless Chromium, driven by Selenium) against Azurite:
+the link arrives in the URL fragment, the file goes to Blob storage in blocks, the ingest pipeline accepts it,
+and the page shows its receipt."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from azure.storage.blob import CorsRule
+
+from devtools import localhost
+from devtools.azurite import free_port
+from devtools.eventgrid import watch
+from shared import synthetic
+from shared.runtime import drop_zones
+from tests.helpers import ledger_rows
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+PARTNER = "family-support-charity"
+
+
+@pytest.fixture
+def site(app_env, storage):
+    """The app's HTTP functions on a local port, Azurite's CORS open to it, and Event Grid's part played."""
+    policy = app_env("leap")
+    port = free_port()
+    origin = f"http://127.0.0.1:{port}"
+    storage.ingest_admin().set_service_properties(cors=[CorsRule(
+        [origin], ["PUT", "OPTIONS"], allowed_headers=["*"], exposed_headers=["*"], max_age_in_seconds=60)])
+    server = localhost.serve(port)
+    stop = threading.Event()
+    watcher = threading.Thread(target=watch, args=(storage, stop), daemon=True)
+    watcher.start()
+    yield origin, policy
+    stop.set()
+    watcher.join(timeout=10)
+    server.shutdown()
+
+
+@pytest.fixture
+def browser(tmp_path):
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.fail("Chromium is not installed: `make install` installs Debian's chromium and chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def test_a_partner_uploads_through_the_page_and_sees_the_receipt(site, browser, storage, tmp_path: Path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as shown
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    origin, policy = site
+    zones = drop_zones()
+    zones.onboard(PARTNER)
+    link = zones.issue_link(PARTNER, days=1).url
+    file = synthetic.generate(policy, PARTNER, "sessions", rows=40, seed=5, invalid_rate=0.1,
+                              name="october-sessions.csv")
+    local = tmp_path / file.name
+    local.write_bytes(file.content)
+
+    browser.get(f"{origin}/api/upload#link={quote(link, safe='')}")
+    wait = WebDriverWait(browser, 60)
+    wait.until(shown.visibility_of_element_located((By.ID, "file-step")))
+    assert browser.find_element(By.ID, "partner-name").text == policy.partners[PARTNER].name
+    assert "sig=" not in browser.current_url, "the link leaves the address bar"
+    Select(browser.find_element(By.ID, "dataset")).select_by_value("sessions")
+    browser.find_element(By.ID, "file").send_keys(str(local))
+    browser.find_element(By.ID, "upload").click()
+
+    wait.until(shown.visibility_of_element_located((By.ID, "receipt")))
+    assert browser.find_element(By.ID, "receipt-status").text == "accepted with errors"
+    rows = browser.find_elements(By.CSS_SELECTOR, "#receipt-errors tbody tr")
+    assert len(rows) == len(file.invalid_rows)
+    [ledger] = ledger_rows(storage)
+    assert ledger["status"] == "accepted" and ledger["blob"].endswith("-october-sessions.csv")
+
+
+def test_a_revoked_link_is_refused_by_the_page(site, browser, storage):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as shown
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    origin, _ = site
+    zones = drop_zones()
+    zones.onboard(PARTNER)
+    link = zones.issue_link(PARTNER, days=1).url
+    zones.revoke(PARTNER)
+    browser.get(f"{origin}/api/upload#link={quote(link, safe='')}")
+    error = WebDriverWait(browser, 30).until(shown.visibility_of_element_located((By.ID, "link-error")))
+    assert "revoked" in error.text
