@@ -95,3 +95,27 @@ def pseudonym_batches(path: Path, columns: list[str], batch_rows: int = 50_000) 
     """The identifier pseudonyms of a curated file, a batch of rows at a time."""
     for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns):
         yield [batch.column(name).to_pylist() for name in columns]
+
+
+def read_file(data: bytes) -> pa.Table:
+    import io
+
+    return pq.read_table(io.BytesIO(data))
+
+
+def person_mask(table: pa.Table, pseudonyms: set[str]) -> pa.ChunkedArray:
+    """Rows of the table that belong to the person: any identifier column holds one of their pseudonyms."""
+    import pyarrow.compute as pc
+
+    wanted = pa.array(sorted(pseudonyms), type=pa.string())
+    columns = [name for name in table.column_names if name == SUBJECT_ID or name.endswith("_pseudonym")]
+    mask = pc.is_in(table.column(columns[0]), value_set=wanted)
+    for name in columns[1:]:
+        mask = pc.or_(mask, pc.fill_null(pc.is_in(table.column(name), value_set=wanted), False))
+    return pc.fill_null(mask, False)
+
+
+def to_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()

@@ -1,7 +1,9 @@
 """The suppression register: people who were erased or withdrew consent, keyed by pseudonym.
 
-A later upload of their rows is dropped and counted, never stored. Withdrawal of consent suppresses only
-datasets whose legal basis is consent; erasure suppresses every dataset.
+A later upload of their rows is dropped and counted, never stored. A suppression's scope is `all` or a legal
+basis: withdrawal of consent suppresses datasets whose basis is consent, an upheld objection those held under
+legitimate interest or public task, erasure every basis it erased. The same table records restrictions
+(scope `restricted`), which keep the data but exclude it from reports and extracts.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from azure.data.tables import TableClient, UpdateMode
 
 ALL_DATASETS = "all"
 CONSENT_DATASETS = "consent"
-SCOPES = (ALL_DATASETS, CONSENT_DATASETS)
+RESTRICTED = "restricted"
+"""Not a suppression: the person's data stays, but is left out of every report and extract (Art 18)."""
+SCOPES = (ALL_DATASETS, "consent", "legitimate_interest", "public_task", "legal_obligation", RESTRICTED)
 
 
 class SuppressionRegister:
@@ -25,6 +29,15 @@ class SuppressionRegister:
             raise ValueError(f"scope must be one of {SCOPES}")
         self._table.upsert_entity({"PartitionKey": pseudonym, "RowKey": scope, "reason": reason,
                                    "at": datetime.now(UTC).isoformat()}, mode=UpdateMode.REPLACE)
+
+    def remove(self, pseudonym: str, scope: str) -> None:
+        self._table.delete_entity(pseudonym, scope)
+
+    def restricted(self) -> set[str]:
+        """Everyone whose data must stay out of reports and extracts."""
+        rows = self._table.query_entities("RowKey eq @scope", parameters={"scope": RESTRICTED},
+                                          select=["PartitionKey"])
+        return {row["PartitionKey"] for row in rows}
 
     def snapshot(self) -> SuppressionSnapshot:
         """The whole register, read once per upload: it holds only the people who opted out, so it stays small."""
@@ -41,6 +54,6 @@ class SuppressionSnapshot:
     def suppresses(self, pseudonyms: Iterable[str], basis: str) -> bool:
         for pseudonym in pseudonyms:
             scopes = self._scopes.get(pseudonym)
-            if scopes and (ALL_DATASETS in scopes or (basis == "consent" and CONSENT_DATASETS in scopes)):
+            if scopes and (ALL_DATASETS in scopes or basis in scopes):
                 return True
         return False

@@ -10,6 +10,7 @@ from shared.ingest import IngestPipeline
 from shared.keys import key_source_from_settings
 from shared.partners import DropZones
 from shared.policy import Policy, load_policy
+from shared.rights import RightsService
 from shared.settings import Settings
 from shared.storage import AUDIT, Storage
 
@@ -46,7 +47,14 @@ def drop_zones() -> DropZones:
     return DropZones(current.storage, current.policy, https_only=https_only)
 
 
+@lru_cache(maxsize=1)
+def rights_service() -> RightsService:
+    current = platform()
+    return RightsService(current.policy, current.storage, ingest_pipeline().keys)
+
+
 def reset() -> None:
     """Forget the cached objects (after settings change: tests, key rotation)."""
     platform.cache_clear()
     ingest_pipeline.cache_clear()
+    rights_service.cache_clear()

@@ -9,13 +9,21 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from itertools import islice
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableClient, TableServiceClient
-from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient
+from azure.storage.blob import (
+    BlobClient,
+    BlobSasPermissions,
+    BlobServiceClient,
+    ContainerClient,
+    generate_blob_sas,
+)
+from azure.storage.queue import QueueClient, QueueServiceClient
 
 from shared.settings import Settings
 
@@ -30,7 +38,9 @@ SUBJECTS = "subjects"
 LINKS = "links"
 REGISTER = "register"
 AUDIT = "audit"
-PLATFORM_TABLES = (INGESTS, SUBJECTS, LINKS, REGISTER, AUDIT)
+REQUESTS = "requests"
+PLATFORM_TABLES = (INGESTS, SUBJECTS, LINKS, REGISTER, REQUESTS, AUDIT)
+RIGHTS_QUEUE = "rights-work"
 
 TRANSACTION_LIMIT = 100
 """Table storage accepts at most 100 operations in one transaction, all in one partition."""
@@ -53,6 +63,14 @@ def _ingest_key_source(settings: Settings) -> Callable[[], str] | None:
         return SecretClient(vault_url, DefaultAzureCredential()).get_secret(secret).value or ""
 
     return from_key_vault
+
+
+def _queue_service(value: str) -> QueueServiceClient:
+    if _is_connection_string(value):
+        return QueueServiceClient.from_connection_string(value)
+    from azure.identity import DefaultAzureCredential
+
+    return QueueServiceClient(f"https://{value}.queue.core.windows.net", credential=DefaultAzureCredential())
 
 
 def _is_connection_string(value: str) -> bool:
@@ -84,6 +102,7 @@ class Storage:
     ingest_blobs: BlobServiceClient
     platform_blobs: BlobServiceClient
     platform_tables: TableServiceClient
+    platform_queues: QueueServiceClient | None = None
     ingest_account_key: Callable[[], str] | None = None
     """The ingest account's shared key, for signing partners' upload links against stored access policies."""
 
@@ -93,6 +112,7 @@ class Storage:
             ingest_blobs=_blob_service(settings.ingest_storage),
             platform_blobs=_blob_service(settings.platform_storage),
             platform_tables=_table_service(settings.platform_storage),
+            platform_queues=_queue_service(settings.platform_storage),
             ingest_account_key=_ingest_key_source(settings),
         )
 
@@ -114,6 +134,30 @@ class Storage:
                 self.platform_blobs.create_container(name)
         for name in PLATFORM_TABLES:
             self.platform_tables.create_table_if_not_exists(name)
+        if self.platform_queues is not None:
+            with contextlib.suppress(ResourceExistsError):
+                self.platform_queues.create_queue(RIGHTS_QUEUE)
+
+    def queue(self, name: str) -> QueueClient:
+        if self.platform_queues is None:
+            raise RuntimeError("no queue service is configured")
+        return self.platform_queues.get_queue_client(name)
+
+    def platform_read_link(self, container: str, blob: str, hours: float = 24) -> str:
+        """A read-only link to one platform blob: signed with the account key locally, and with a user
+        delegation key (the app's identity; the account has no shared key) in Azure."""
+        client = self.platform_blob(container, blob)
+        expiry = datetime.now(UTC) + timedelta(hours=hours)
+        credential = self.platform_blobs.credential
+        key = getattr(credential, "account_key", None)
+        if key:
+            token = generate_blob_sas(client.account_name, container, blob, account_key=key,
+                                      permission=BlobSasPermissions(read=True), expiry=expiry)
+        else:
+            delegation = self.platform_blobs.get_user_delegation_key(datetime.now(UTC), expiry)
+            token = generate_blob_sas(client.account_name, container, blob, user_delegation_key=delegation,
+                                      permission=BlobSasPermissions(read=True), expiry=expiry)
+        return f"{client.url}?{token}"
 
     def drop_zone(self, container: str) -> ContainerClient:
         return self.ingest_blobs.get_container_client(container)

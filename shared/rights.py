@@ -1,0 +1,381 @@
+"""People's rights, end to end: from a request to the data, within the legal deadline.
+
+A request names identifiers; they are pseudonymised exactly as at ingest, identifier links are followed, and the
+subject index names every curated file holding the person's rows, so the work grows with the person's data, not
+with the store. Access builds an Art 15 pack; erasure and withdrawal of consent rewrite only the files that hold
+the person's rows (each replaced atomically) and put the person on the suppression register, so later uploads of
+their rows are dropped; restriction keeps the data but excludes it from reports and extracts; an objection
+restricts until it is decided, and an upheld objection erases; rectification corrects attribute values, keeping
+the old value only as a keyed hash in the audit trail. Every step is audited without identities.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
+from shared import access, curated
+from shared.audit import AuditLog
+from shared.auth import Problem
+from shared.contracts import parse_attribute
+from shared.generalise import InvalidValue
+from shared.keys import KeySource
+from shared.policy import Dataset, Policy
+from shared.pseudonymise import (
+    BASE_TYPES,
+    PARTNER_SCOPED,
+    InvalidIdentifier,
+    Pseudonymiser,
+    domain_key,
+    normalise,
+    scoped_type,
+)
+from shared.register import RESTRICTED, SuppressionRegister
+from shared.requests import AWAITING_DECISION, COMPLETED, IN_PROGRESS, OPEN, TYPES, RequestRegister, RightsRequest
+from shared.storage import AUDIT, CURATED, EXPORTS, LINKS, REGISTER, REQUESTS, RIGHTS_QUEUE, SUBJECTS, Storage
+from shared.subjects import SubjectIndex
+
+log = logging.getLogger("fdp.rights")
+
+ERASES = {
+    "erasure": ("consent", "legitimate_interest", "public_task"),
+    "withdraw-consent": ("consent",),
+    "objection": ("legitimate_interest", "public_task"),
+}
+EXCEPTION_BASES = ("legal_obligation",)
+"""Erasure of data held to comply with a legal obligation is an exception the DPO decides."""
+LABELS = {"nhs_number": "the NHS number given", "upn": "the unique pupil number given",
+          "partner_ref": "the reference given", "partner_pseudonym": "the partner's pseudonym given"}
+MAX_CONTEXT = 2000
+
+
+@dataclass
+class Person:
+    pseudonyms: set[str]
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    """Subject index rows: one per (pseudonym, upload, file)."""
+
+
+class RightsService:
+    def __init__(self, policy: Policy, storage: Storage, keys: KeySource,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.policy, self.storage, self.keys, self.clock = policy, storage, keys, clock
+        self.requests = RequestRegister(storage.table(REQUESTS))
+        self.index = SubjectIndex(storage.table(SUBJECTS), storage.table(LINKS))
+        self.register = SuppressionRegister(storage.table(REGISTER))
+        self.audit = AuditLog(storage.table(AUDIT))
+
+    # Requests ---------------------------------------------------------------------------------------------
+
+    def submit(self, body: dict[str, Any], caller: str) -> RightsRequest:
+        kind = body.get("type")
+        if kind not in TYPES:
+            raise _bad("type", "request.type", f"type must be one of: {', '.join(TYPES)}")
+        context = body.get("context") or ""
+        if not isinstance(context, str) or len(context) > MAX_CONTEXT:
+            raise _bad("context", "context.format", f"context must be text of at most {MAX_CONTEXT} characters")
+        request = RightsRequest(
+            id=self.requests.new_id(), type=kind, status=IN_PROGRESS, received=self.clock().date(),
+            created_by=caller, given=self._given(body.get("identifiers")), context=context,
+            corrections=self._corrections(body.get("corrections")) if kind == "rectification" else [])
+        request.note(self.clock(), caller, "received")
+        if kind == "objection":
+            self._restrict(self._person(request), request.id)
+            request.status = AWAITING_DECISION
+            request.note(self.clock(), "platform", "restricted until the objection is decided")
+        self.requests.save(request)
+        self._audit("rights.request.received", request, caller)
+        if request.status == IN_PROGRESS:
+            self.storage.queue(RIGHTS_QUEUE).send_message(json.dumps({"request_id": request.id}))
+        return request
+
+    def extend(self, request_id: str, reason: object, caller: str) -> RightsRequest:
+        if not isinstance(reason, str) or not reason.strip():
+            raise _bad("reason", "extension.reason", "an extension needs a reason")
+        request = self.requests.get(request_id)
+        if request.status not in OPEN:
+            raise Problem(409, "Conflict", "The request is already completed.")
+        if request.extended:
+            raise Problem(409, "Conflict", "The request has already been extended by the two months allowed.")
+        request.extended, request.extension_reason = True, reason.strip()
+        request.note(self.clock(), caller, "extended by two months")
+        self.requests.save(request)
+        self._audit("rights.request.extended", request, caller)
+        return request
+
+    def decide(self, request_id: str, outcome: object, reasons: object, caller: str) -> RightsRequest:
+        if outcome not in ("upheld", "refused"):
+            raise _bad("outcome", "decision.outcome", "outcome must be upheld or refused")
+        if not isinstance(reasons, str) or not reasons.strip():
+            raise _bad("reasons", "decision.reasons", "a decision needs its reasons")
+        request = self.requests.get(request_id)
+        if request.status != AWAITING_DECISION:
+            raise Problem(409, "Conflict", "The request is not awaiting a decision.")
+        request.outcome, request.reasons = outcome, reasons.strip()
+        person = self._person(request)
+        if outcome == "upheld":
+            bases = ERASES["objection"] if request.type == "objection" else EXCEPTION_BASES
+            request.result["erased"] = self._erase(person, bases, request)
+        if request.type == "objection":
+            self._lift_restriction(person)
+        request.status = COMPLETED
+        request.note(self.clock(), caller, f"decided: {outcome}")
+        self.requests.save(request)
+        self._audit("rights.request.decided", request, caller, outcome=outcome)
+        return request
+
+    def open_requests(self) -> list[dict[str, Any]]:
+        today = self.clock().date()
+        return [request.public(today) for request in self.requests.with_status(OPEN)]
+
+    def view(self, request_id: str) -> dict[str, Any]:
+        return self.requests.get(request_id).public(self.clock().date())
+
+    # The work (queue-triggered: it may take a while for a person with a lot of data) ---------------------
+
+    def work(self, request_id: str) -> None:
+        request = self.requests.get(request_id)
+        if request.status != IN_PROGRESS:
+            return  # a redelivered message: the work is done
+        person = self._person(request)
+        if request.type == "access":
+            request.result = self._access(person, request)
+        elif request.type == "restriction":
+            self._restrict(person, request.id)
+            request.result = {"restricted": True}
+        elif request.type == "rectification":
+            request.result = {"rectified": self._rectify(person, request)}
+        else:
+            request.result = {"erased": self._erase(person, ERASES[request.type], request)}
+            held = self._held_under(person, EXCEPTION_BASES) if request.type == "erasure" else {}
+            if held:
+                request.result["needs_decision"] = {"reason": "held to comply with a legal obligation",
+                                                    "datasets": sorted(held)}
+                request.status = AWAITING_DECISION
+        if request.status == IN_PROGRESS:
+            request.status = COMPLETED
+        request.note(self.clock(), "platform", f"work done: {request.status}")
+        self.requests.save(request)
+        self._audit(f"rights.{request.type}.done", request, "platform", result=_countable(request.result))
+
+    # Finding the person -----------------------------------------------------------------------------------
+
+    def _given(self, identifiers: object) -> list[dict[str, str]]:
+        if not isinstance(identifiers, list) or not identifiers:
+            raise _bad("identifiers", "identifiers.required", "give at least one identifier")
+        pseudonymiser = Pseudonymiser(self.keys.root_key().material)
+        given = []
+        for index, item in enumerate(identifiers):
+            where = f"identifiers[{index}]"
+            if not isinstance(item, dict) or item.get("type") not in BASE_TYPES:
+                raise _bad(f"{where}.type", "identifier.type", f"type must be one of: {', '.join(BASE_TYPES)}")
+            base, partner = item["type"], item.get("partner")
+            if base in PARTNER_SCOPED and partner not in self.policy.partners:
+                raise _bad(f"{where}.partner", "identifier.partner", "name the partner in the policy that issued it")
+            try:
+                value = normalise(base, str(item.get("value", "")))
+            except InvalidIdentifier as invalid:
+                raise _bad(f"{where}.value", invalid.rule, invalid.message) from None
+            label = LABELS[base] + (f" ({partner})" if base in PARTNER_SCOPED else "")
+            given.append({"pseudonym": pseudonymiser.pseudonym(scoped_type(base, partner or ""), value),
+                          "label": label})
+        return given
+
+    def _corrections(self, corrections: object) -> list[dict[str, Any]]:
+        if not isinstance(corrections, list) or not corrections:
+            raise _bad("corrections", "corrections.required", "a rectification lists its corrections")
+        checked = []
+        for index, item in enumerate(corrections):
+            where = f"corrections[{index}]"
+            dataset = self._dataset_named(item.get("dataset") if isinstance(item, dict) else None)
+            if dataset is None:
+                raise _bad(f"{where}.dataset", "correction.dataset", "name a dataset of the policy")
+            column = dataset.contract.column(str(item.get("column")))
+            if column is None or column.role != "attribute":
+                raise _bad(f"{where}.column", "correction.column", "only attribute columns can be corrected")
+            try:
+                parse_attribute(column, str(item.get("value", "")).strip())
+            except InvalidValue as invalid:
+                raise _bad(f"{where}.value", invalid.rule, invalid.message) from None
+            checked.append({"dataset": dataset.name, "column": column.name, "value": str(item["value"]).strip()})
+        return checked
+
+    def _dataset_named(self, name: object) -> Dataset | None:
+        return next((d for p in self.policy.partners.values() for d in p.datasets.values() if d.name == name), None)
+
+    def _person(self, request: RightsRequest) -> Person:
+        pseudonyms: set[str] = set()
+        for pseudonym in request.pseudonyms:
+            pseudonyms |= self.index.linked(pseudonym)
+        entries = [entry for p in sorted(pseudonyms) for entry in self.index.files_for(p)]
+        return Person(pseudonyms, entries)
+
+    def _basis(self, entry: dict[str, Any]) -> str | None:
+        partner = self.policy.partners.get(entry["partner"])
+        dataset = partner.datasets.get(entry["dataset"]) if partner else None
+        return dataset.basis if dataset else None
+
+    def _held_under(self, person: Person, bases: tuple[str, ...]) -> dict[str, set[str]]:
+        files: dict[str, set[str]] = {}
+        for entry in person.entries:
+            if self._basis(entry) in bases:
+                files.setdefault(entry["dataset"], set()).add(entry["file"])
+        return files
+
+    def _rows(self, file: str, person: Person) -> tuple[pa.Table, pa.ChunkedArray, str] | None:
+        try:
+            download = self.storage.platform_blob(CURATED, file).download_blob()
+        except ResourceNotFoundError:
+            return None  # purged since it was indexed
+        table = curated.read_file(download.readall())
+        return table, curated.person_mask(table, person.pseudonyms), download.properties.etag
+
+    # Access -----------------------------------------------------------------------------------------------
+
+    def _access(self, person: Person, request: RightsRequest) -> dict[str, Any]:
+        labels = {item["pseudonym"]: item["label"] for item in request.given}
+        held: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for entry in _unique_files(person.entries):
+            found = self._rows(entry["file"], person)
+            if found is None:
+                continue
+            table, mask, _ = found
+            rows = access.readable_rows(table.filter(mask).to_pylist(), labels, person.pseudonyms)
+            held.setdefault((entry["partner"], entry["dataset"]), []).extend(rows)
+        pack = access.build_pack(self.policy, held, [item["label"] for item in request.given])
+        name = f"access/{request.id}.zip"
+        self.storage.platform_blob(EXPORTS, name).upload_blob(pack, overwrite=True)
+        return {"pack": f"{EXPORTS}/{name}", "link": self.storage.platform_read_link(EXPORTS, name),
+                "link_expires_in_hours": 24, "rows": sum(len(rows) for rows in held.values()),
+                "datasets": sorted(dataset for _, dataset in held)}
+
+    # Erasure and withdrawal -------------------------------------------------------------------------------
+
+    def _erase(self, person: Person, bases: tuple[str, ...], request: RightsRequest) -> dict[str, int]:
+        """Suppress first (so no upload brings them back meanwhile), then rewrite each file, then the index."""
+        for pseudonym in person.pseudonyms:
+            for basis in bases:
+                self.register.add(pseudonym, basis, f"{request.type} {request.id}")
+        removed: dict[str, int] = {}
+        targets = [e for e in person.entries if self._basis(e) in bases]
+        for entry in _unique_files(targets):
+            removed[entry["dataset"]] = removed.get(entry["dataset"], 0) + self._remove_rows(entry["file"], person)
+        subjects = self.storage.table(SUBJECTS)
+        for entry in targets:
+            subjects.delete_entity(entry["PartitionKey"], entry["RowKey"])
+        if len(targets) == len(person.entries):
+            self._forget_links(person)
+        return removed
+
+    def _remove_rows(self, file: str, person: Person) -> int:
+        """Replace the file by itself without the person's rows, only if nobody changed it meanwhile."""
+        for _ in range(5):
+            found = self._rows(file, person)
+            if found is None:
+                return 0
+            table, mask, etag = found
+            count = int(pc.sum(mask).as_py() or 0)
+            blob = self.storage.platform_blob(CURATED, file)
+            try:
+                if count == len(table):
+                    blob.delete_blob(etag=etag, match_condition=MatchConditions.IfNotModified)
+                elif count:
+                    kept = table.filter(pc.invert(mask))
+                    blob.upload_blob(curated.to_bytes(kept), overwrite=True, etag=etag,
+                                     match_condition=MatchConditions.IfNotModified)
+                return count
+            except ResourceModifiedError:
+                continue
+        raise RuntimeError("a curated file kept changing while it was being rewritten")
+
+    def _forget_links(self, person: Person) -> None:
+        links = self.storage.table(LINKS)
+        for pseudonym in person.pseudonyms:
+            for row in links.query_entities("PartitionKey eq @pk and RowKey gt @low and RowKey lt @high",
+                                            parameters={"pk": pseudonym[:1], "low": f"{pseudonym}|",
+                                                        "high": f"{pseudonym}|~"}):
+                links.delete_entity(row["PartitionKey"], row["RowKey"])
+
+    # Restriction ------------------------------------------------------------------------------------------
+
+    def _restrict(self, person: Person, request_id: str) -> None:
+        for pseudonym in person.pseudonyms:
+            self.register.add(pseudonym, RESTRICTED, f"restriction {request_id}")
+
+    def _lift_restriction(self, person: Person) -> None:
+        for pseudonym in person.pseudonyms:
+            with contextlib.suppress(ResourceNotFoundError):
+                self.register.remove(pseudonym, RESTRICTED)
+
+    # Rectification ----------------------------------------------------------------------------------------
+
+    def _rectify(self, person: Person, request: RightsRequest) -> dict[str, int]:
+        changed: dict[str, int] = {}
+        hasher = hmac.new(domain_key(self.keys.root_key().material, "audit"), digestmod=hashlib.sha256)
+        for correction in request.corrections:
+            entries = [e for e in person.entries if e["dataset"] == correction["dataset"]]
+            for entry in _unique_files(entries):
+                changed[correction["dataset"]] = changed.get(correction["dataset"], 0) + self._correct(
+                    entry["file"], person, correction, request, hasher)
+        return changed
+
+    def _correct(self, file: str, person: Person, correction: dict[str, Any], request: RightsRequest,
+                 hasher: Any) -> int:
+        found = self._rows(file, person)
+        if found is None:
+            return 0
+        table, mask, etag = found
+        column = correction["column"]
+        dataset = self._dataset_named(correction["dataset"])
+        assert dataset is not None
+        spec = dataset.contract.column(column)
+        assert spec is not None
+        new_value = parse_attribute(spec, correction["value"])
+        index = table.schema.get_field_index(column)
+        old_values = table.column(column).filter(mask).to_pylist()
+        replacement = pa.array([new_value] * len(table), type=table.schema.field(column).type)
+        updated = table.set_column(index, table.schema.field(column), pc.if_else(mask, replacement,
+                                                                                  table.column(column)))
+        self.storage.platform_blob(CURATED, file).upload_blob(
+            curated.to_bytes(updated), overwrite=True, etag=etag, match_condition=MatchConditions.IfNotModified)
+        for old in sorted({str(v) for v in old_values}):
+            digest = hasher.copy()
+            digest.update(old.encode())
+            self.audit.append("rights.rectification.value", {"request": request.id, "dataset": dataset.name,
+                                                             "column": column, "old_value_hmac": digest.hexdigest()})
+        return len(old_values)
+
+    # Audit ------------------------------------------------------------------------------------------------
+
+    def _audit(self, action: str, request: RightsRequest, actor: str, **details: Any) -> None:
+        self.audit.append(action, {"request": request.id, "type": request.type, "status": request.status,
+                                   "due": request.due.isoformat(), "identifiers": len(request.given), **details},
+                          actor=actor)
+
+
+def _unique_files(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        seen.setdefault(entry["file"], entry)
+    return list(seen.values())
+
+
+def _countable(result: dict[str, Any]) -> dict[str, Any]:
+    """What of a result may go into the audit log: counts and dataset names, never a link."""
+    return {k: v for k, v in result.items() if k not in ("link", "pack")}
+
+
+def _bad(field_name: str, rule: str, message: str) -> Problem:
+    return Problem(400, "Bad Request", message, field=field_name, rule=rule)
