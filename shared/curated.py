@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,14 @@ class CuratedWriter:
         for writer in self._writers.values():
             writer.close()
         self._dir.cleanup()
+
+
+def file_metadata(local: Path, dataset: Any, partner: str, ingest_id: str, received: date) -> dict[str, str]:
+    """Blob metadata that lets retention plan without opening the file: rows, the rule it was planned under."""
+    from shared.retention import fingerprint
+
+    return {"rows": str(pq.ParquetFile(local).metadata.num_rows), "dataset": dataset.name, "partner": partner,
+            "ingest_id": ingest_id, "received": received.isoformat(), "retention": fingerprint(dataset.retention)}
 
 
 def pseudonym_batches(path: Path, columns: list[str], batch_rows: int = 50_000) -> Iterator[list[list[str | None]]]:

@@ -181,9 +181,11 @@ class IngestPipeline:
                            etag=upload.etag, received_at=upload.received_at.isoformat(),
                            files=sorted(upload.files.values()))
         for month, local in local_files.items():
+            metadata = curated.file_metadata(local, dataset, upload.partner_id, ingest_id,
+                                             upload.received_at.date())
             with local.open("rb") as data:
                 self.storage.platform_blob(CURATED, upload.files[month]).upload_blob(
-                    data, overwrite=True, max_concurrency=2)
+                    data, overwrite=True, max_concurrency=2, metadata=metadata)
         self._checkpoint("curated")
         identifiers = curated.identifier_columns(dataset.contract)
         self.index.add(self._index_entries(upload, ingest_id, local_files, identifiers))

@@ -34,6 +34,26 @@ class RetentionRule:
         return self.anchor in ("date_of_birth", "column")
 
 
+def fingerprint(rule: RetentionRule) -> str:
+    """A short, stable description of a rule: stored with each curated file, so a changed rule is noticed."""
+    anchor = f"{rule.anchor}:{rule.column}" if rule.column else rule.anchor
+    cap = f";cap+{rule.cap.years}y{rule.cap.months}m" if rule.cap else ""
+    return f"{anchor}+{rule.offset.years}y{rule.offset.months}m{cap}"
+
+
+def describe(rule: RetentionRule) -> str:
+    anchor = {"received": "the date received", "date_of_birth": "the date of birth",
+              "programme_end": "the programme's end", "column": f"the date in {rule.column}"}[rule.anchor]
+    text = f"{rule.offset.years} years {rule.offset.months} months after {anchor}, to the month end"
+    return text + (f", at most {rule.cap.years} years {rule.cap.months} months after programme end" if rule.cap else "")
+
+
+def due(purge_month_text: str, on: date) -> bool:
+    """A row is due on the first day after its purge month ends, and not a day before."""
+    year, month = map(int, purge_month_text.split("-"))
+    return on > date(year, month, calendar.monthrange(year, month)[1])
+
+
 def add_offset(day: date, offset: Offset) -> date:
     """Calendar arithmetic: 29 February plus whole years lands on 28 February."""
     months = day.month - 1 + offset.months + 12 * offset.years

@@ -18,7 +18,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -59,6 +59,8 @@ EXCEPTION_BASES = ("legal_obligation",)
 LABELS = {"nhs_number": "the NHS number given", "upn": "the unique pupil number given",
           "partner_ref": "the reference given", "partner_pseudonym": "the partner's pseudonym given"}
 MAX_CONTEXT = 2000
+PACK_DAYS = 30
+"""An access pack is destroyed by the retention run this long after it was made (its link lasts a day)."""
 
 
 @dataclass
@@ -173,25 +175,7 @@ class RightsService:
     # Finding the person -----------------------------------------------------------------------------------
 
     def _given(self, identifiers: object) -> list[dict[str, str]]:
-        if not isinstance(identifiers, list) or not identifiers:
-            raise _bad("identifiers", "identifiers.required", "give at least one identifier")
-        pseudonymiser = Pseudonymiser(self.keys.root_key().material)
-        given = []
-        for index, item in enumerate(identifiers):
-            where = f"identifiers[{index}]"
-            if not isinstance(item, dict) or item.get("type") not in BASE_TYPES:
-                raise _bad(f"{where}.type", "identifier.type", f"type must be one of: {', '.join(BASE_TYPES)}")
-            base, partner = item["type"], item.get("partner")
-            if base in PARTNER_SCOPED and partner not in self.policy.partners:
-                raise _bad(f"{where}.partner", "identifier.partner", "name the partner in the policy that issued it")
-            try:
-                value = normalise(base, str(item.get("value", "")))
-            except InvalidIdentifier as invalid:
-                raise _bad(f"{where}.value", invalid.rule, invalid.message) from None
-            label = LABELS[base] + (f" ({partner})" if base in PARTNER_SCOPED else "")
-            given.append({"pseudonym": pseudonymiser.pseudonym(scoped_type(base, partner or ""), value),
-                          "label": label})
-        return given
+        return given_identifiers(identifiers, self.policy, Pseudonymiser(self.keys.root_key().material))
 
     def _corrections(self, corrections: object) -> list[dict[str, Any]]:
         if not isinstance(corrections, list) or not corrections:
@@ -256,7 +240,8 @@ class RightsService:
             held.setdefault((entry["partner"], entry["dataset"]), []).extend(rows)
         pack = access.build_pack(self.policy, held, [item["label"] for item in request.given])
         name = f"access/{request.id}.zip"
-        self.storage.platform_blob(EXPORTS, name).upload_blob(pack, overwrite=True)
+        expires = (self.clock() + timedelta(days=PACK_DAYS)).isoformat(timespec="seconds")
+        self.storage.platform_blob(EXPORTS, name).upload_blob(pack, overwrite=True, metadata={"expires": expires})
         return {"pack": f"{EXPORTS}/{name}", "link": self.storage.platform_read_link(EXPORTS, name),
                 "link_expires_in_hours": 24, "rows": sum(len(rows) for rows in held.values()),
                 "datasets": sorted(dataset for _, dataset in held)}
@@ -363,6 +348,28 @@ class RightsService:
         self.audit.append(action, {"request": request.id, "type": request.type, "status": request.status,
                                    "due": request.due.isoformat(), "identifiers": len(request.given), **details},
                           actor=actor)
+
+
+def given_identifiers(identifiers: object, policy: Policy, pseudonymiser: Pseudonymiser) -> list[dict[str, str]]:
+    """Pseudonymise the identifiers a request names: [{pseudonym, label}]; a malformed one is a 400 naming the
+    field and the rule, never the value."""
+    if not isinstance(identifiers, list) or not identifiers:
+        raise _bad("identifiers", "identifiers.required", "give at least one identifier")
+    given = []
+    for index, item in enumerate(identifiers):
+        where = f"identifiers[{index}]"
+        if not isinstance(item, dict) or item.get("type") not in BASE_TYPES:
+            raise _bad(f"{where}.type", "identifier.type", f"type must be one of: {', '.join(BASE_TYPES)}")
+        base, partner = item["type"], item.get("partner")
+        if base in PARTNER_SCOPED and partner not in policy.partners:
+            raise _bad(f"{where}.partner", "identifier.partner", "name the partner in the policy that issued it")
+        try:
+            value = normalise(base, str(item.get("value", "")))
+        except InvalidIdentifier as invalid:
+            raise _bad(f"{where}.value", invalid.rule, invalid.message) from None
+        label = LABELS[base] + (f" ({partner})" if base in PARTNER_SCOPED else "")
+        given.append({"pseudonym": pseudonymiser.pseudonym(scoped_type(base, partner or ""), value), "label": label})
+    return given
 
 
 def _unique_files(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from shared.ingest import IngestPipeline
 from shared.keys import key_source_from_settings
 from shared.partners import DropZones
 from shared.policy import Policy, load_policy
+from shared.purge import RetentionService
 from shared.rights import RightsService
 from shared.settings import Settings
 from shared.storage import AUDIT, Storage
@@ -51,6 +52,11 @@ def drop_zones() -> DropZones:
 def rights_service() -> RightsService:
     current = platform()
     return RightsService(current.policy, current.storage, ingest_pipeline().keys)
+
+
+def retention_service() -> RetentionService:
+    current = platform()
+    return RetentionService(current.policy, current.storage)
 
 
 def reset() -> None:

@@ -83,6 +83,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       FDP_PLATFORM_STORAGE: platformStorageName
       FDP_KEY_VAULT_URL: keyVaultUri
       FDP_ROOT_KEY_SECRET: 'pseudonymisation-root-key'
+      // The retention run: 02:00 UTC every day (NCRONTAB, evaluated in UTC).
+      FDP_RETENTION_SCHEDULE: '0 0 2 * * *'
     }
   }
 

@@ -9,7 +9,7 @@ param logAnalyticsId string
 param exportsMaxDays int = 30
 
 var containers = [ 'curated', 'receipts', 'reports', 'exports', 'app-package' ]
-var tables = [ 'ingests', 'subjects', 'links', 'register', 'requests', 'audit' ]
+var tables = [ 'ingests', 'subjects', 'links', 'register', 'requests', 'holds', 'audit' ]
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name

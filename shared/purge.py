@@ -1,0 +1,289 @@
+"""The retention run: purge what is past its time, provably, and nothing before.
+
+Curated files are partitioned by purge month, and each carries (as blob metadata) its row count and the retention
+rule it was planned under, so a plan needs no file opened unless a legal hold on a person or a changed rule
+requires it. A run on date D deletes every partition whose purge month ended before D, except held data; files
+planned under an older rule are first re-planned under the current one (rows move to the partitions of their new
+purge months); exports past their expiry are destroyed. Each run writes one deletion record (what, when, under
+which rule, row counts, no identities) to reports/retention/ and the audit log.
+
+A run is journalled: its record is written before anything is deleted, with the plan, and completed after. A run
+interrupted half way and started again resumes its own plan (deleting a deleted file is a no-op), and a finished
+run is never repeated, so there is never a partial state nor a second record for the same date.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
+from shared import curated
+from shared.audit import AuditLog
+from shared.holds import ActiveHolds, HoldRegister
+from shared.policy import Dataset, Policy
+from shared.retention import describe, due, fingerprint, purge_month
+from shared.storage import AUDIT, CURATED, EXPORTS, HOLDS, REPORTS, SUBJECTS, Storage, upsert_in_transactions
+from shared.subjects import subject_rows
+
+RECORDS = "retention"
+
+
+@dataclass(frozen=True)
+class CuratedFile:
+    name: str
+    dataset: str
+    partner: str
+    ingest_id: str
+    purge_month: str
+    rows: int
+    received: date
+    rule: str
+
+    @classmethod
+    def from_blob(cls, blob: Any) -> CuratedFile | None:
+        meta = blob.metadata or {}
+        parts = dict(p.split("=", 1) for p in blob.name.split("/")[1:-1] if "=" in p)
+        if "purge_month" not in parts or "partner" not in parts:
+            return None
+        return cls(blob.name, blob.name.split("/", 1)[0], parts["partner"], blob.name.rsplit("/", 1)[1][:-8],
+                   parts["purge_month"], int(meta.get("rows", 0)),
+                   date.fromisoformat(meta.get("received", "1970-01-01")), meta.get("retention", ""))
+
+
+class RetentionService:
+    def __init__(self, policy: Policy, storage: Storage,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.policy, self.storage, self.clock = policy, storage, clock
+        self.holds = HoldRegister(storage.table(HOLDS))
+        self.audit = AuditLog(storage.table(AUDIT))
+
+    # Planning ---------------------------------------------------------------------------------------------
+
+    def plan(self, on: date) -> list[dict[str, Any]]:
+        """What a run on `on` would do, file by file: replan, delete, keep-held or trim-held."""
+        holds = self.holds.active()
+        actions = []
+        for file in self._files():
+            dataset = self._dataset(file)
+            if dataset is None:
+                continue  # a dataset no longer in the policy: kept until an operator decides
+            if file.rule and file.rule != fingerprint(dataset.retention):
+                actions.append(self._replan_action(file, dataset, on))
+            elif due(file.purge_month, on):
+                actions.append(self._due_action(file, dataset, holds))
+        return actions
+
+    def _replan_action(self, file: CuratedFile, dataset: Dataset, on: date) -> dict[str, Any]:
+        months = Counter(self._new_months(file, dataset))
+        return {"action": "replan", "file": file.name, "dataset": file.dataset, "partner": file.partner,
+                "from_month": file.purge_month, "to_months": dict(sorted(months.items())),
+                "rows": file.rows, "rule": describe(dataset.retention),
+                "due_after_replan": sum(n for month, n in months.items() if due(month, on))}
+
+    def _due_action(self, file: CuratedFile, dataset: Dataset, holds: ActiveHolds) -> dict[str, Any]:
+        action = {"file": file.name, "dataset": file.dataset, "partner": file.partner,
+                  "purge_month": file.purge_month, "rows": file.rows, "rule": describe(dataset.retention)}
+        if holds.covers_dataset(file.dataset):
+            return {**action, "action": "held"}
+        held = self._held_rows(file, holds) if holds.people else 0
+        if held:
+            return {**action, "action": "trim", "rows": file.rows - held, "held_rows": held}
+        return {**action, "action": "delete"}
+
+    def preview(self, on: date) -> dict[str, Any]:
+        """Counts per dataset and purge month: what a run on `on` would delete, keep for a hold, or re-plan."""
+        actions = self.plan(on)
+        deleted: Counter[tuple[str, str]] = Counter()
+        held: Counter[tuple[str, str]] = Counter()
+        for a in actions:
+            if a["action"] in ("delete", "trim"):
+                deleted[(a["dataset"], a["purge_month"])] += a["rows"]
+            if a["action"] in ("held", "trim"):
+                held[(a["dataset"], a["purge_month"])] += a.get("held_rows", a["rows"])
+        return {"date": on.isoformat(),
+                "delete": [{"dataset": d, "purge_month": m, "rows": n} for (d, m), n in sorted(deleted.items())],
+                "held": [{"dataset": d, "purge_month": m, "rows": n} for (d, m), n in sorted(held.items())],
+                "replan": [{k: a[k] for k in ("dataset", "from_month", "to_months", "rows", "rule",
+                                               "due_after_replan")} for a in actions if a["action"] == "replan"],
+                "exports_expired": len(self._expired_exports(on))}
+
+    # Running ----------------------------------------------------------------------------------------------
+
+    def run(self, on: date) -> dict[str, Any]:
+        if on > self.clock().date():
+            raise ValueError("a retention run cannot be dated in the future")
+        record_blob = self.storage.platform_blob(REPORTS, f"{RECORDS}/{on.isoformat()}.json")
+        record = self._read_record(record_blob)
+        if record and record["status"] == "completed":
+            return record
+        if record is None:
+            record = {"run": f"retention-{on.isoformat()}", "date": on.isoformat(), "status": "in_progress",
+                      "started_at": self.clock().isoformat(), "actions": self.plan(on),
+                      "exports": self._expired_exports(on)}
+            record_blob.upload_blob(json.dumps(record, indent=2), overwrite=True)
+        for action in record["actions"]:
+            self._execute(action, on)
+        for name in record["exports"]:
+            self._delete(EXPORTS, name)
+        record.update(status="completed", completed_at=self.clock().isoformat(), summary=self._summary(record))
+        record_blob.upload_blob(json.dumps(record, indent=2), overwrite=True)
+        self.audit.append("retention.run", {"run": record["run"], **record["summary"]}, key=record["run"])
+        return record
+
+    def _execute(self, action: dict[str, Any], on: date) -> None:
+        kind = action["action"]
+        if kind == "replan":
+            self._replan(action["file"])
+        elif kind == "delete":
+            self._purge_file(action["file"], keep=frozenset())
+        elif kind == "trim":
+            self._purge_file(action["file"], keep=self.holds.active().people)
+
+    @staticmethod
+    def _summary(record: dict[str, Any]) -> dict[str, Any]:
+        deleted: Counter[str] = Counter()
+        for a in record["actions"]:
+            if a["action"] in ("delete", "trim"):
+                deleted[f"{a['dataset']}/{a['purge_month']}"] += a["rows"]
+        return {"rows_deleted": sum(deleted.values()), "by_partition": dict(sorted(deleted.items())),
+                "files_replanned": sum(a["action"] == "replan" for a in record["actions"]),
+                "files_held": sum(a["action"] in ("held", "trim") for a in record["actions"]),
+                "exports_destroyed": len(record["exports"])}
+
+    # File operations (each safe to repeat) ----------------------------------------------------------------
+
+    def _purge_file(self, name: str, keep: frozenset[str]) -> None:
+        """Index entries first (they are found through the file's own pseudonyms), then the rows."""
+        file = self._file(name)
+        if file is None:
+            return
+        table, etag = self._read(name)
+        held = curated.person_mask(table, set(keep)) if keep else pa.array([False] * len(table))
+        gone = table.filter(pc.invert(held))
+        self._unindex(file, gone)
+        blob = self.storage.platform_blob(CURATED, name)
+        try:
+            if len(gone) == len(table):
+                blob.delete_blob(etag=etag, match_condition=MatchConditions.IfNotModified)
+            else:
+                blob.upload_blob(curated.to_bytes(table.filter(held)), overwrite=True, etag=etag,
+                                 match_condition=MatchConditions.IfNotModified,
+                                 metadata={**self._metadata(name), "rows": str(len(table) - len(gone))})
+        except (ResourceNotFoundError, ResourceModifiedError):
+            pass  # deleted or rewritten meanwhile (an erasure): the next run sees it again
+
+    def _replan(self, name: str) -> None:
+        file = self._file(name)
+        dataset = self._dataset(file) if file else None
+        if file is None or dataset is None:
+            return
+        table, _ = self._read(name)
+        months = self._new_months(file, dataset, table)
+        metadata = self._metadata(name)
+        for month in sorted(set(months)):
+            part = table.filter(pa.array([m == month for m in months]))
+            target = curated.curated_path(file.dataset, month, file.partner, file.ingest_id)
+            part = part.set_column(part.schema.get_field_index(curated.PURGE_MONTH), curated.PURGE_MONTH,
+                                   pa.array([month] * len(part), type=pa.string()))
+            self.storage.platform_blob(CURATED, target).upload_blob(
+                curated.to_bytes(part), overwrite=True,
+                metadata={**metadata, "rows": str(len(part)), "retention": fingerprint(dataset.retention)})
+            upsert_in_transactions(self.storage.table(SUBJECTS), subject_rows(
+                _pseudonyms(part), ingest_id=file.ingest_id, partner=file.partner, dataset=file.dataset,
+                purge_month=month, file=target))
+        if file.purge_month not in months:
+            self._unindex(file, table)
+            self._delete(CURATED, name)
+
+    def _new_months(self, file: CuratedFile, dataset: Dataset, table: pa.Table | None = None) -> list[str]:
+        """Each row's purge month under the current rule, from what is stored (never earlier than the truth)."""
+        rule = dataset.retention
+        rows = (table if table is not None else self._read(file.name)[0]).to_pylist()
+        end = self.policy.programme.programme_end
+        return [purge_month(rule, received=file.received, programme_end=end,
+                            anchor_value=_stored_anchor(rule.column, dataset, row)) for row in rows]
+
+    def _held_rows(self, file: CuratedFile, holds: ActiveHolds) -> int:
+        table, _ = self._read(file.name)
+        return int(pc.sum(curated.person_mask(table, set(holds.people))).as_py() or 0)
+
+    def _unindex(self, file: CuratedFile, rows: pa.Table) -> None:
+        subjects = self.storage.table(SUBJECTS)
+        for pseudonym in _pseudonyms(rows):
+            with contextlib.suppress(ResourceNotFoundError):
+                subjects.delete_entity(pseudonym[:1], f"{pseudonym}|{file.ingest_id}|{file.purge_month}")
+
+    # Storage helpers --------------------------------------------------------------------------------------
+
+    def _files(self) -> list[CuratedFile]:
+        blobs = self.storage.platform_container(CURATED).list_blobs(include=["metadata"])
+        return [f for blob in blobs if (f := CuratedFile.from_blob(blob)) is not None]
+
+    def _file(self, name: str) -> CuratedFile | None:
+        try:
+            properties = self.storage.platform_blob(CURATED, name).get_blob_properties()
+        except ResourceNotFoundError:
+            return None
+        return CuratedFile.from_blob(properties)
+
+    def _dataset(self, file: CuratedFile) -> Dataset | None:
+        partner = self.policy.partners.get(file.partner)
+        return partner.datasets.get(file.dataset) if partner else None
+
+    def _read(self, name: str) -> tuple[pa.Table, str]:
+        download = self.storage.platform_blob(CURATED, name).download_blob()
+        return curated.read_file(download.readall()), download.properties.etag
+
+    def _metadata(self, name: str) -> dict[str, str]:
+        return dict(self.storage.platform_blob(CURATED, name).get_blob_properties().metadata or {})
+
+    def _delete(self, container: str, name: str) -> None:
+        with contextlib.suppress(ResourceNotFoundError):
+            self.storage.platform_blob(container, name).delete_blob()
+
+    def _expired_exports(self, on: date) -> list[str]:
+        expired = []
+        for blob in self.storage.platform_container(EXPORTS).list_blobs(include=["metadata"]):
+            expires = (blob.metadata or {}).get("expires")
+            if expires and datetime.fromisoformat(expires).date() < on:
+                expired.append(blob.name)
+        return sorted(expired)
+
+    @staticmethod
+    def _read_record(blob: Any) -> dict[str, Any] | None:
+        try:
+            return json.loads(blob.download_blob().readall())
+        except ResourceNotFoundError:
+            return None
+
+
+def _pseudonyms(table: pa.Table) -> set[str]:
+    names = [n for n in table.column_names if n.endswith("_pseudonym")]
+    return {p for name in names for p in table.column(name).to_pylist() if p}
+
+
+def _stored_anchor(column: str | None, dataset: Dataset, row: dict[str, Any]) -> date | None:
+    """The anchor date as far as the stored (generalised) row tells it; for a birth date, the latest it can be."""
+    spec = dataset.contract.column(column or "")
+    if spec is None:
+        return None
+    if spec.role == "attribute":
+        return row.get(spec.name)
+    if spec.generalise == "birth_month" and row.get(spec.output_name or ""):
+        year, month = map(int, row[spec.output_name or ""].split("-"))
+        return date(year, month, 1)
+    event, age = row.get(spec.at or ""), row.get(spec.output_name or "")
+    if event is None or age is None:
+        return None
+    months = event.year * 12 + event.month - 1 - age
+    return date(months // 12, months % 12 + 1, 1)
