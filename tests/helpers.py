@@ -74,3 +74,27 @@ def everything_stored(storage: Storage) -> str:
         for entity in storage.table(table).list_entities():
             parts.append(json.dumps(dict(entity), default=str))
     return "\n".join(parts)
+
+
+def principal(caller_id: str, *roles: str) -> dict[str, str]:
+    """The header App Service authentication sets for a signed-in caller with these app roles."""
+    from shared.auth import encode_principal
+
+    return {"x-ms-client-principal": encode_principal(caller_id, list(roles))}
+
+
+def http_api(monkeypatch):
+    """Call the app's HTTP functions as the Functions host would, with App Service authentication on.
+    Returns call(method, path, headers, body) -> (status, JSON body or None, the HttpResponse)."""
+    from devtools.localhost import dispatch, http_routes
+
+    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
+    routes = http_routes()
+
+    def call(method: str, path: str, headers: dict | None = None, body: dict | None = None):
+        response = dispatch(routes, method, f"http://localhost/api/{path}", headers or {},
+                            json.dumps(body).encode() if body is not None else b"")
+        text = response.get_body().decode()
+        return response.status_code, (json.loads(text) if text else None), response
+
+    return call

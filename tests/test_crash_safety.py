@@ -93,7 +93,6 @@ def test_duplicate_delivery_is_harmless(app_env, storage):
 @pytest.mark.parametrize("step", STEPS)
 def test_crash_after_each_step_then_retry(app_env, storage, clean_result, step):
     rows, files = clean_result
-    storage_after_clean = storage
     # Start again from an empty store with the same upload.
     for container in ("curated", "receipts"):
         for blob in storage.platform_container(container).list_blobs():
@@ -101,7 +100,7 @@ def test_crash_after_each_step_then_retry(app_env, storage, clean_result, step):
     for table in storage.platform_tables.list_tables():
         for entity in storage.table(table.name).list_entities():
             storage.table(table.name).delete_entity(entity)
-    policy, _ = reference_run(app_env, storage_after_clean)
+    policy, _ = reference_run(app_env, storage)
 
     _, event = blob_created(storage)
     crashing = IngestPipeline(policy, storage, local_keys(), checkpoint=crash_at(step))

@@ -12,15 +12,14 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import ContainerClient
 
-from devtools.localhost import dispatch, http_routes
+from devtools.localhost import http_routes
 from shared import synthetic
 from shared.audit import AuditLog
-from shared.auth import encode_principal
 from shared.storage import AUDIT
-from tests.helpers import deliver_all
+from tests.helpers import deliver_all, http_api, principal
 
-ADMIN = {"x-ms-client-principal": encode_principal("admin-object-id", ["Platform.Admin"])}
-ANALYST = {"x-ms-client-principal": encode_principal("analyst-object-id", ["Analyst"])}
+ADMIN = principal("admin-object-id", "Platform.Admin")
+ANALYST = principal("analyst-object-id", "Analyst")
 PARTNER = "family-support-charity"
 
 
@@ -28,15 +27,7 @@ PARTNER = "family-support-charity"
 def api(app_env, monkeypatch):
     """The app's HTTP functions, called as the host would, with App Service authentication on."""
     policy = app_env("leap")
-    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
-    routes = http_routes()
-
-    def call(method: str, path: str, headers: dict | None = None, body: dict | None = None):
-        response = dispatch(routes, method, f"http://localhost/api/{path}", headers or {},
-                            json.dumps(body).encode() if body is not None else b"")
-        text = response.get_body().decode()
-        return response.status_code, (json.loads(text) if text else None), response
-
+    call = http_api(monkeypatch)
     call.policy = policy
     return call
 

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.localhost import dispatch, http_routes
 from shared.audit import AuditLog
-from shared.auth import encode_principal
 from shared.holds import HoldRegister
 from shared.policy import load_policy
 from shared.pseudonymise import Pseudonymiser, normalise
@@ -22,9 +20,9 @@ from shared.retention import Offset, add_offset
 from shared.storage import AUDIT, EXPORTS, HOLDS, LINKS, REPORTS, SUBJECTS
 from shared.subjects import SubjectIndex
 from tests.conftest import TEST_ROOT_KEY
-from tests.helpers import curated_files, curated_rows, deliver_all, upload
+from tests.helpers import curated_files, curated_rows, deliver_all, http_api, principal, upload
 
-ADMIN = {"x-ms-client-principal": encode_principal("admin-object-id", ["Platform.Admin"])}
+ADMIN = principal("admin-object-id", "Platform.Admin")
 POLICY = """
 programme: {name: Retention test, controller: Test council, data_residency: UK, region: uksouth}
 partners:
@@ -166,13 +164,11 @@ def test_expired_exports_are_destroyed_in_the_same_run(policy_file, storage, pur
 
 
 def test_retention_calls_need_the_admin_role_and_holds_a_reason(policy_file, storage, monkeypatch):
-    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
-    routes = http_routes()
+    api = http_api(monkeypatch)
 
     def call(method, path, headers=None, body=None):
-        response = dispatch(routes, method, f"http://localhost/api/{path}", headers or {},
-                            json.dumps(body).encode() if body is not None else b"")
-        return response.status_code, json.loads(response.get_body() or b"null")
+        status, document, _ = api(method, path, headers, body)
+        return status, document
 
     assert call("POST", "retention/preview")[0] == 401
     status, preview = call("POST", "retention/preview", ADMIN, {"date": "2099-01-01"})

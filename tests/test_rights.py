@@ -14,17 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from devtools.localhost import dispatch, http_routes
 from devtools.queues import drain
 from shared.audit import AuditLog
-from shared.auth import encode_principal
 from shared.deadlines import due_date
 from shared.register import SuppressionRegister
 from shared.storage import AUDIT, REGISTER, SUBJECTS
-from tests.helpers import curated_rows, deliver_all, receipts, upload
+from tests.helpers import curated_rows, deliver_all, http_api, principal, receipts, upload
 
-DPO = {"x-ms-client-principal": encode_principal("dpo-object-id", ["DataProtection.Officer"])}
-ADMIN = {"x-ms-client-principal": encode_principal("admin-object-id", ["Platform.Admin"])}
+DPO = principal("dpo-object-id", "DataProtection.Officer")
+ADMIN = principal("admin-object-id", "Platform.Admin")
 NHS, OTHER_NHS, REF = "943 476 5919", "4010232137", "PUPIL-77"
 
 POLICY = """
@@ -83,14 +81,7 @@ def api(app_env, storage, tmp_path: Path, monkeypatch):
     policy_file = tmp_path / "rights.yaml"
     policy_file.write_text(POLICY)
     app_env(policy_file)
-    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
-    routes = http_routes()
-
-    def call(method: str, path: str, headers: dict | None = None, body: dict | None = None):
-        response = dispatch(routes, method, f"http://localhost/api/{path}", headers or {},
-                            json.dumps(body).encode() if body is not None else b"")
-        return response.status_code, json.loads(response.get_body() or b"null"), response
-    return call
+    return http_api(monkeypatch)
 
 
 def ingest(storage, uploads=UPLOADS) -> None:
