@@ -1,0 +1,220 @@
+"""Disclosure control for anything published: primary suppression, secondary suppression, and an attack that
+proves the result.
+
+Tables are counts with their margins (one-way: cells and a total; two-way: cells, row and column totals and a
+grand total). Tables may share margins (two tables by area share the area totals); they are then protected
+together. Primary suppression hides small counts by a rule; secondary suppression hides further cells until no
+hidden cell can be worked out. Before anything is published it is attacked: for each hidden cell, a linear
+programme finds the smallest and largest values consistent with everything published (published counts, exact or
+within their rounding, and every margin relation). A hidden cell whose range is narrower than the rule's
+threshold fails; a table set that cannot be protected is blocked with a reason, never published.
+
+Markers follow the DfE's statistical symbols: `c` for a suppressed (confidential) value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linprog
+
+SUPPRESSED = "c"
+RULES = ("threshold", "hospital", "ons-10-5")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """`threshold`: counts from 1 to threshold-1 hidden (default 10). `hospital`: 1 to 7 hidden, the rest rounded
+    to the nearest 5 (NHS hospital statistics). `ons-10-5`: 1 to 9 hidden, the rest rounded to the nearest 5."""
+
+    kind: str = "threshold"
+    threshold: int = 10
+
+    def __post_init__(self) -> None:
+        if self.kind not in RULES:
+            raise ValueError(f"rule must be one of {RULES}")
+
+    @property
+    def smallest_published(self) -> int:
+        return {"threshold": self.threshold, "hospital": 8, "ons-10-5": 10}[self.kind]
+
+    @property
+    def rounds(self) -> bool:
+        return self.kind != "threshold"
+
+    def hides(self, count: int) -> bool:
+        return 0 < count < self.smallest_published
+
+    def publish(self, count: int) -> int:
+        return 5 * math.floor(count / 5 + 0.5) if self.rounds else count
+
+    def bounds(self, published: int) -> tuple[float, float]:
+        """What a published value tells an attacker about the true count."""
+        return (max(0.0, published - 2.0), published + 2.0) if self.rounds else (float(published), float(published))
+
+
+@dataclass
+class Table:
+    """A one-way (one row) or two-way table of counts. Tables naming the same `row_margin` or `col_margin` share
+    those totals (and the grand total) and are protected together."""
+
+    name: str
+    cells: list[list[int]]
+    row_labels: list[str] = field(default_factory=list)
+    col_labels: list[str] = field(default_factory=list)
+    row_margin: str | None = None
+    col_margin: str | None = None
+
+    @property
+    def one_way(self) -> bool:
+        return len(self.cells) == 1
+
+    def keys(self) -> dict[Hashable, int]:
+        """Every published quantity of the table, keyed so that shared margins get one key."""
+        rows = self.row_margin or self.name
+        cols = self.col_margin or self.name
+        total = self.row_margin or self.col_margin or self.name
+        keys: dict[Hashable, int] = {}
+        for i, row in enumerate(self.cells):
+            for j, value in enumerate(row):
+                keys[(self.name, i, j)] = value
+            if not self.one_way:
+                keys[("row", rows, i)] = sum(row)
+        if not self.one_way:
+            for j in range(len(self.cells[0])):
+                keys[("col", cols, j)] = sum(row[j] for row in self.cells)
+        keys[("total", total)] = sum(map(sum, self.cells))
+        return keys
+
+    def relations(self) -> list[tuple[list[Hashable], Hashable]]:
+        """Sums that must hold: (parts, whole)."""
+        rows = self.row_margin or self.name
+        cols = self.col_margin or self.name
+        total = ("total", self.row_margin or self.col_margin or self.name)
+        if self.one_way:
+            return [([(self.name, 0, j) for j in range(len(self.cells[0]))], total)]
+        relations = [([(self.name, i, j) for j in range(len(row))], ("row", rows, i)) for i, row in
+                     enumerate(self.cells)]
+        relations += [([(self.name, i, j) for i in range(len(self.cells))], ("col", cols, j))
+                      for j in range(len(self.cells[0]))]
+        relations.append(([("row", rows, i) for i in range(len(self.cells))], total))
+        return relations
+
+
+@dataclass
+class Protection:
+    published: dict[Hashable, int | str]
+    """Every quantity as published: a (possibly rounded) count or the marker `c`."""
+    primary: set[Hashable]
+    secondary: set[Hashable]
+    ranges: dict[Hashable, tuple[float, float]]
+    """For each hidden quantity, the smallest and largest value the attack found consistent."""
+    blocked: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.blocked is None
+
+    def cell(self, table: Table, i: int, j: int) -> int | str:
+        return self.published[(table.name, i, j)]
+
+    def row_total(self, table: Table, i: int) -> int | str:
+        return self.published[("row", table.row_margin or table.name, i)]
+
+    def col_total(self, table: Table, j: int) -> int | str:
+        return self.published[("col", table.col_margin or table.name, j)]
+
+    def total(self, table: Table) -> int | str:
+        return self.published[("total", table.row_margin or table.col_margin or table.name)]
+
+    def min_width(self) -> float:
+        return min((hi - lo for lo, hi in self.ranges.values()), default=math.inf)
+
+
+class _Model:
+    """The linear relations between every published quantity of a set of tables."""
+
+    def __init__(self, tables: Sequence[Table]) -> None:
+        self.values: dict[Hashable, int] = {}
+        for table in tables:
+            for key, value in table.keys().items():
+                if key in self.values and self.values[key] != value:
+                    raise ValueError(f"tables disagree on the shared total {key}")
+                self.values[key] = value
+        self.keys = list(self.values)
+        self.index = {key: n for n, key in enumerate(self.keys)}
+        relations = {(tuple(parts), whole) for table in tables for parts, whole in table.relations()}
+        self.relations = sorted(relations, key=str)
+        matrix = np.zeros((len(self.relations), len(self.keys)))
+        for r, (parts, whole) in enumerate(self.relations):
+            for part in parts:
+                matrix[r, self.index[part]] = 1.0
+            matrix[r, self.index[whole]] = -1.0
+        self.matrix = matrix
+
+    def neighbours(self, key: Hashable) -> set[Hashable]:
+        return {k for parts, whole in self.relations if key in (*parts, whole) for k in (*parts, whole)} - {key}
+
+
+def attack(model: _Model, published: dict[Hashable, int], hidden: set[Hashable],
+           rule: Rule) -> dict[Hashable, tuple[float, float]]:
+    """For each hidden quantity, its smallest and largest value consistent with everything published."""
+    bounds = [(0.0, None) if key in hidden else rule.bounds(published[key]) for key in model.keys]
+    zero = np.zeros(len(model.relations))
+    ranges: dict[Hashable, tuple[float, float]] = {}
+    for key in hidden:
+        objective = np.zeros(len(model.keys))
+        objective[model.index[key]] = 1.0
+        low = linprog(objective, A_eq=model.matrix, b_eq=zero, bounds=bounds, method="highs")
+        high = linprog(-objective, A_eq=model.matrix, b_eq=zero, bounds=bounds, method="highs")
+        top = math.inf if high.status == 3 else -high.fun
+        ranges[key] = (low.fun if low.status == 0 else 0.0, top)
+    return ranges
+
+
+def protect(tables: Sequence[Table], rule: Rule) -> Protection:
+    """Suppress, attack, and suppress more until every hidden quantity is safe, or block."""
+    model = _Model(tables)
+    values = model.values
+    published = {key: rule.publish(value) for key, value in values.items()}
+    primary = {key for key, value in values.items() if rule.hides(value)}
+    hidden = set(primary)
+    totals = [value for key, value in values.items() if key[0] == "total"]
+    if any(0 < total < rule.smallest_published for total in totals):
+        return _blocked(published, primary, "the table counts fewer people than the rule allows to publish at all")
+    for _ in range(len(model.keys) + 1):
+        ranges = attack(model, published, hidden, rule)
+        failing = [key for key, (lo, hi) in ranges.items() if hi - lo < rule.smallest_published]
+        if not failing:
+            return Protection(_render(published, hidden), primary, hidden - primary, ranges)
+        complement = _complement(model, failing, hidden, values)
+        if complement is None:
+            return _blocked(published, primary, "no further cell can be hidden to protect the small counts")
+        hidden.add(complement)
+    return _blocked(published, primary, "secondary suppression did not converge")
+
+
+def _complement(model: _Model, failing: list[Hashable], hidden: set[Hashable],
+                values: dict[Hashable, int]) -> Hashable | None:
+    """The cheapest quantity to hide next: related to a failing cell, an inner cell before a total, a non-zero
+    count before a zero, the smallest first."""
+    candidates = {key for cell in failing for key in model.neighbours(cell)} - hidden
+    if not candidates:
+        return None
+    return min(candidates, key=lambda key: (_is_margin(key), values[key] == 0, values[key], str(key)))
+
+
+def _is_margin(key: Hashable) -> bool:
+    """Inner cells are keyed (table, row, column); totals ("row" | "col" | "total", margin name, ...)."""
+    return isinstance(key, tuple) and isinstance(key[1], str)
+
+
+def _render(published: dict[Hashable, int], hidden: set[Hashable]) -> dict[Hashable, int | str]:
+    return {key: SUPPRESSED if key in hidden else value for key, value in published.items()}
+
+
+def _blocked(published: dict[Hashable, int], primary: set[Hashable], reason: str) -> Protection:
+    return Protection({key: SUPPRESSED for key in published}, primary, set(), {}, blocked=reason)
