@@ -4,6 +4,7 @@ import azure.functions as func
 
 from functions.ingest import bp as ingest_blueprint
 from functions.partners import bp as partners_blueprint
+from functions.reports import bp as reports_blueprint
 from functions.retention import bp as retention_blueprint
 from functions.rights import bp as rights_blueprint
 from functions.upload import bp as upload_blueprint
@@ -13,4 +14,5 @@ app.register_functions(ingest_blueprint)
 app.register_functions(partners_blueprint)
 app.register_functions(rights_blueprint)
 app.register_functions(retention_blueprint)
+app.register_functions(reports_blueprint)
 app.register_functions(upload_blueprint)

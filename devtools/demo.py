@@ -138,6 +138,19 @@ Where to look
   Stop Azurite with: make azurite-stop""")
 
 
+def show_reports() -> None:
+    """Run the programme's standing reports on what was just ingested."""
+    from shared.runtime import report_service
+
+    print("\nStanding reports (container 'reports', disclosure-controlled):")
+    for metadata in report_service().refresh_all():
+        hidden = metadata["cells_hidden"]
+        print(f"  {metadata['report']}: {metadata['status']}"
+              + (f" ({metadata['blocked_reason']})" if metadata["blocked_reason"] else
+                 f", {hidden['primary']} cells suppressed, {hidden['secondary']} more to protect them")
+              + f" -> reports/{metadata['report']}/{metadata['date']}/")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stop", action="store_true", help="stop the Azurite the demo left running")
@@ -158,6 +171,7 @@ def main() -> int:
     for event in events:
         deliver_in_process(event)
     report(storage, server)
+    show_reports()
     return 0
 
 

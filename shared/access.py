@@ -81,9 +81,9 @@ def _retention_text(dataset: Dataset) -> str:
 
 
 def _recipients(policy: Policy, dataset: str) -> list[str]:
-    recipients = [f"{e['recipient']} (pseudonymised research extract)" for e in policy.extracts
-                  if dataset in (e.get("datasets") or [])]
-    audiences = sorted({str(r["audience"]) for r in policy.reports if r.get("audience")})
+    recipients = [f"{e.recipient} (pseudonymised research extract)" for e in policy.extracts.values()
+                  if dataset in e.datasets]
+    audiences = sorted({r.audience for r in policy.reports.values() if dataset in r.datasets})
     return recipients + [f"{a} (anonymised statistics only)" for a in audiences]
 
 

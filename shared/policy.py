@@ -25,6 +25,7 @@ from shared.contracts import (
     Column,
     Contract,
 )
+from shared.disclosure import RULES, Rule
 from shared.pseudonymise import BASE_TYPES
 from shared.retention import ANCHORS, Offset, RetentionRule
 
@@ -107,6 +108,42 @@ class Programme:
     area: dict[str, Any] = field(default_factory=dict)
 
 
+MEASURES = ("people", "rows", "sum", "mean")
+REPORT_KINDS = ("table", "impact")
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    """An anonymised report: `table` counts people (or rows, or sums or means of a column) by one or two stored
+    columns; `impact` compares each person's first and last outcome score by the combination of services."""
+
+    name: str
+    audience: str
+    kind: str
+    datasets: tuple[str, ...]
+    rule: Rule
+    dimensions: tuple[str, ...] = ()
+    measure: str = "people"
+    measure_column: str | None = None
+    filters: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    service_column: str | None = None
+    outcome_column: str | None = None
+    date_columns: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExtractSpec:
+    """A pseudonymised research extract for one recipient, k-anonymous on its quasi-identifiers."""
+
+    name: str
+    recipient: str
+    datasets: tuple[str, ...]
+    columns: tuple[str, ...]
+    quasi_identifiers: tuple[str, ...]
+    k: int
+    expires: date
+
+
 @dataclass(frozen=True)
 class Policy:
     source: str
@@ -114,8 +151,8 @@ class Policy:
     """SHA-256 of the policy file's bytes (first 12 hex digits): recorded with every ingest."""
     programme: Programme
     partners: dict[str, Partner]
-    reports: list[dict[str, Any]]
-    extracts: list[dict[str, Any]]
+    reports: dict[str, ReportSpec]
+    extracts: dict[str, ExtractSpec]
 
     def partner_for_container(self, container: str) -> Partner | None:
         if not container.startswith("drop-"):
@@ -144,6 +181,19 @@ def load_policy(path: str | Path) -> Policy:
 def _keys(node: Any) -> tuple[str, ...]:
     """Keys of a mapping whose keys are names the operator chooses (partners, datasets, columns)."""
     return tuple(node) if isinstance(node, dict) else ()
+
+
+EXTRACT_KEYS = ("name", "recipient", "datasets", "columns", "quasi_identifiers", "k", "expires")
+
+
+def _stored_columns(partners: dict[str, Partner]) -> dict[str, set[str]]:
+    """Dataset name -> the columns stored for it (as curated Parquet names them)."""
+    stored: dict[str, set[str]] = {}
+    for partner in partners.values():
+        for dataset in partner.datasets.values():
+            stored.setdefault(dataset.name, set()).update(c.output_name for c in dataset.contract.columns
+                                                          if c.output_name)
+    return stored
 
 
 class _Checker:
@@ -238,11 +288,11 @@ class _Checker:
             path = f"partners.{partner_id}"
             if self.identifier(partner_id, path, PARTNER_ID, "partner id (its drop zone is drop-<id>)"):
                 partners[partner_id] = self.partner(partner_id, node, path, programme)
-        reports = self.entries(root, "reports", ("name",))
-        extracts = self.entries(root, "extracts", ("name", "recipient", "datasets", "columns", "k", "expires"))
-        for index, extract in enumerate(extracts):
-            self.integer(extract, "k", f"extracts[{index}]", 5, low=2, high=1000)
-            self.day(extract, "expires", f"extracts[{index}]")
+        stored = _stored_columns(partners)
+        reports = {spec.name: spec for index, node in enumerate(self.entries(root, "reports", ("name",)))
+                   if (spec := self.report(node, f"reports[{index}]", stored)) is not None}
+        extracts = {spec.name: spec for index, node in enumerate(self.entries(root, "extracts", EXTRACT_KEYS))
+                    if (spec := self.extract(node, f"extracts[{index}]", stored)) is not None}
         if self.issues:
             return None
         return Policy(self.file, version, programme, partners, reports, extracts)
@@ -261,6 +311,69 @@ class _Checker:
                 if name not in node:
                     self.fail(f"{key}[{index}].{name}", "is required")
         return [node for node in nodes if isinstance(node, dict)]
+
+    def names(self, node: dict, key: str, path: str, allowed: set[str], what: str) -> tuple[str, ...]:
+        values = node.get(key, [])
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            self.fail(f"{path}.{key}", "must be a list of names")
+            return ()
+        for value in values:
+            if value not in allowed:
+                self.fail(f"{path}.{key}", f"{value!r} is not {what}", ", ".join(sorted(allowed)))
+        return tuple(values)
+
+    def report(self, node: dict, path: str, stored: dict[str, set[str]]) -> ReportSpec | None:
+        keys = ("name", "audience", "kind", "datasets", "dimensions", "measure", "filters", "rule", "service_column",
+                "outcome_column", "date_columns", "note")
+        self.mapping(node, path, keys, ("name", "audience", "datasets"))
+        kind = self.choice(node, "kind", path, REPORT_KINDS, "table")
+        datasets = self.names(node, "datasets", path, set(stored), "a dataset of the policy")
+        columns = set().union(*(stored.get(d, set()) for d in datasets)) if datasets else set()
+        rule = self.rule(node.get("rule", {}), f"{path}.rule")
+        measure, _, measure_column = str(node.get("measure", "people")).partition(":")
+        if measure not in MEASURES or (measure in ("sum", "mean")) != bool(measure_column):
+            self.fail(f"{path}.measure", f"{node.get('measure')!r} is not a measure",
+                      "people, rows, sum:<column>, mean:<column>")
+        elif measure_column and measure_column not in columns:
+            self.fail(f"{path}.measure", f"{measure_column!r} is not a stored column of the report's datasets")
+        dimensions = self.names(node, "dimensions", path, columns, "a stored column of the report's datasets")
+        if kind == "table" and not 1 <= len(dimensions) <= 2:
+            self.fail(f"{path}.dimensions", "a table report has one or two dimensions")
+        filters = node.get("filters", {})
+        if not isinstance(filters, dict) or not all(k in columns and isinstance(v, list) for k, v in filters.items()):
+            self.fail(f"{path}.filters", "a mapping of stored column to a list of values to keep")
+            filters = {}
+        date_columns = node.get("date_columns", {})
+        if kind == "impact":
+            for key in ("service_column", "outcome_column"):
+                if node.get(key) not in columns:
+                    self.fail(f"{path}.{key}", "an impact report names a stored column of its datasets")
+            if not isinstance(date_columns, dict) or set(date_columns) != set(datasets):
+                self.fail(f"{path}.date_columns", "name the date column of each of the report's datasets")
+                date_columns = {}
+        return ReportSpec(
+            name=self.text(node, "name", path), audience=self.text(node, "audience", path), kind=kind,
+            datasets=datasets, rule=rule, dimensions=dimensions, measure=measure, measure_column=measure_column or None,
+            filters={k: tuple(str(v) for v in values) for k, values in filters.items()},
+            service_column=node.get("service_column"), outcome_column=node.get("outcome_column"),
+            date_columns=dict(date_columns))
+
+    def rule(self, node: Any, path: str) -> Rule:
+        node = self.mapping(node, path, ("type", "threshold"))
+        kind = self.choice(node, "type", path, RULES, "threshold")
+        return Rule(kind, self.integer(node, "threshold", path, 10, 2, 100))
+
+    def extract(self, node: dict, path: str, stored: dict[str, set[str]]) -> ExtractSpec | None:
+        self.mapping(node, path, (*EXTRACT_KEYS, "note"), EXTRACT_KEYS)
+        datasets = self.names(node, "datasets", path, set(stored), "a dataset of the policy")
+        columns = set().union(*(stored.get(d, set()) for d in datasets)) if datasets else set()
+        chosen = self.names(node, "columns", path, columns, "a stored column of the extract's datasets")
+        quasi = self.names(node, "quasi_identifiers", path, set(chosen), "one of the extract's columns")
+        expires = self.day(node, "expires", path)
+        if expires is None:
+            self.fail(f"{path}.expires", "an extract needs the date it is destroyed", "YYYY-MM-DD")
+        return ExtractSpec(self.text(node, "name", path), self.text(node, "recipient", path), datasets, chosen,
+                           quasi, self.integer(node, "k", path, 5, low=2, high=1000), expires or date.max)
 
     def programme(self, node: Any, path: str) -> Programme:
         node = self.mapping(node, path, ("name", "controller", "data_residency", "region", "programme_end",

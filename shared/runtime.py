@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from shared.audit import AuditLog
+from shared.extracts import ExtractService
 from shared.ingest import IngestPipeline
 from shared.keys import key_source_from_settings
 from shared.partners import DropZones
 from shared.policy import Policy, load_policy
 from shared.purge import RetentionService
+from shared.reports import ReportService
 from shared.rights import RightsService
 from shared.settings import Settings
 from shared.storage import AUDIT, Storage
@@ -57,6 +59,16 @@ def rights_service() -> RightsService:
 def retention_service() -> RetentionService:
     current = platform()
     return RetentionService(current.policy, current.storage)
+
+
+def report_service() -> ReportService:
+    current = platform()
+    return ReportService(current.policy, current.storage)
+
+
+def extract_service() -> ExtractService:
+    current = platform()
+    return ExtractService(current.policy, current.storage, ingest_pipeline().keys)
 
 
 def reset() -> None:

@@ -56,7 +56,8 @@ def test_promises_are_encoded():
     assert leap.partners["nhs-community-health"].datasets["health-visits"].basis == "legitimate_interest"
     assert leap.partners["family-support-charity"].datasets["sessions"].basis == "consent"
     tf = load_policy(POLICIES["thriving-families"])
-    assert tf.extracts[0]["recipient"] == "iff-research" and tf.extracts[0]["expires"]
+    extract = tf.extracts["national-evaluation"]
+    assert extract.recipient == "iff-research" and extract.k == 5 and extract.expires
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -63,7 +63,7 @@ partners:
           nhs_number: {role: identifier, type: nhs_number}
           band: {role: attribute, type: string, values: [a, b]}
 reports:
-  - {name: clubs, audience: Test council}
+  - {name: clubs, audience: Test council, datasets: [clubs], dimensions: [club]}
 """
 
 SCHOOL_LINKED = "pupil_ref,nhs_number,pupil_name,club,consent\r\nPUPIL-77,943 476 5919,Ann Example,chess,Y\r\n" \

@@ -85,6 +85,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       FDP_ROOT_KEY_SECRET: 'pseudonymisation-root-key'
       // The retention run: 02:00 UTC every day (NCRONTAB, evaluated in UTC).
       FDP_RETENTION_SCHEDULE: '0 0 2 * * *'
+      // Standing reports are refreshed after it: 03:30 UTC every day.
+      FDP_REPORTS_SCHEDULE: '0 30 3 * * *'
     }
   }
 
