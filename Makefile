@@ -43,6 +43,7 @@ lint: install
 	$(PY) -m ruff check .
 
 bench: install
+	$(PY) -m pip install --quiet -r bench/requirements.txt
 	$(PY) -m bench.run
 
 verify-audit: install

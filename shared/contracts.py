@@ -15,6 +15,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import cached_property
 
 from shared import generalise
 from shared.generalise import InvalidValue
@@ -47,7 +48,7 @@ class Column:
     step: int | None = None
     max_length: int = DEFAULT_MAX_LENGTH
 
-    @property
+    @cached_property
     def output_name(self) -> str | None:
         """The stored column's name, or None for columns that are never stored."""
         if self.role == "identifier":

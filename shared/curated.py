@@ -59,24 +59,36 @@ class CuratedWriter:
         self.schema = schema_for(contract).with_metadata(metadata)
         self._batch_rows = batch_rows
         self._dir = tempfile.TemporaryDirectory(prefix="fdp-curated-")
-        self._buffers: dict[str, list[dict[str, Any]]] = {}
+        self._names = self.schema.names
+        self._buffers: dict[str, dict[str, list[Any]]] = {}
+        self._sizes: dict[str, int] = {}
         self._writers: dict[str, pq.ParquetWriter] = {}
 
     def add(self, purge_month: str, record: dict[str, Any]) -> None:
-        buffer = self._buffers.setdefault(purge_month, [])
-        buffer.append(record)
-        if len(buffer) >= self._batch_rows:
+        """Rows are buffered column by column: building Arrow arrays from lists is far cheaper than from dicts."""
+        buffer = self._buffers.get(purge_month)
+        if buffer is None:
+            buffer = self._buffers[purge_month] = {name: [] for name in self._names}
+            self._sizes[purge_month] = 0
+        get = record.get
+        for name, values in buffer.items():
+            values.append(get(name))
+        self._sizes[purge_month] += 1
+        if self._sizes[purge_month] >= self._batch_rows:
             self._flush(purge_month)
 
     def _flush(self, purge_month: str) -> None:
-        rows = self._buffers.get(purge_month)
-        if not rows:
+        if not self._sizes.get(purge_month):
             return
         if purge_month not in self._writers:
             path = Path(self._dir.name) / f"{purge_month}.parquet"
             self._writers[purge_month] = pq.ParquetWriter(path, self.schema, compression="zstd")
-        self._writers[purge_month].write_table(pa.Table.from_pylist(rows, schema=self.schema))
-        rows.clear()
+        buffer = self._buffers[purge_month]
+        arrays = [pa.array(buffer[field.name], type=field.type) for field in self.schema]
+        self._writers[purge_month].write_table(pa.Table.from_arrays(arrays, schema=self.schema))
+        for values in buffer.values():
+            values.clear()
+        self._sizes[purge_month] = 0
 
     def finish(self) -> dict[str, Path]:
         """Close every partition file; returns purge month -> local file."""

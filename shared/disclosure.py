@@ -18,9 +18,6 @@ import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-from scipy.optimize import linprog
-
 SUPPRESSED = "c"
 RULES = ("threshold", "hospital", "ons-10-5")
 
@@ -148,6 +145,8 @@ class _Model:
         self.index = {key: n for n, key in enumerate(self.keys)}
         relations = {(tuple(parts), whole) for table in tables for parts, whole in table.relations()}
         self.relations = sorted(relations, key=str)
+        import numpy as np  # imported here: the policy loader needs Rule, and ingest needs no numerical stack
+
         matrix = np.zeros((len(self.relations), len(self.keys)))
         for r, (parts, whole) in enumerate(self.relations):
             for part in parts:
@@ -162,6 +161,9 @@ class _Model:
 def attack(model: _Model, published: dict[Hashable, int], hidden: set[Hashable],
            rule: Rule) -> dict[Hashable, tuple[float, float]]:
     """For each hidden quantity, its smallest and largest value consistent with everything published."""
+    import numpy as np
+    from scipy.optimize import linprog
+
     bounds = [(0.0, None) if key in hidden else rule.bounds(published[key]) for key in model.keys]
     zero = np.zeros(len(model.relations))
     ranges: dict[Hashable, tuple[float, float]] = {}

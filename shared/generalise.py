@@ -38,7 +38,7 @@ def postcode_sector(value: str) -> str:
 
 
 def birth_month(value: date) -> str:
-    return value.strftime("%Y-%m")
+    return f"{value.year:04d}-{value.month:02d}"
 
 
 def age_in_months(born: date, at: date) -> int:

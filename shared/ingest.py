@@ -18,7 +18,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -272,6 +272,7 @@ class _RowHandler:
         self.pseudonymiser = pseudonymiser
         self.register = register
         self.needs_consent = dataset.basis == "consent"
+        self._months: dict[date | None, str] = {}
         self.reject_on_error = dataset.contract.invalid_rows == "reject_file"
 
     def handle(self, result: tuple[CheckedRow | None, list[Problem]], writer: curated.CuratedWriter) -> None:
@@ -293,13 +294,20 @@ class _RowHandler:
         if self.register.suppresses(pseudonyms.values(), self.dataset.basis):
             counts.suppressed += 1
             return
-        month = purge_month(self.dataset.retention, received=self.upload.received_at.date(),
-                            programme_end=self.policy.programme.programme_end,
-                            anchor_value=checked.dates.get(self.dataset.retention.column or ""))
+        month = self._purge_month(checked.dates.get(self.dataset.retention.column or ""))
         record = {**checked.values, **pseudonyms, curated.SUBJECT_ID: next(iter(pseudonyms.values())),
                   curated.INGEST_ID: self.ingest_id, curated.PURGE_MONTH: month}
         writer.add(month, record)
         counts.stored += 1
+
+    def _purge_month(self, anchor: date | None) -> str:
+        """Rows share few anchor dates (one received date, or birth dates within a few years): plan each once."""
+        month = self._months.get(anchor)
+        if month is None:
+            month = self._months[anchor] = purge_month(
+                self.dataset.retention, received=self.upload.received_at.date(),
+                programme_end=self.policy.programme.programme_end, anchor_value=anchor)
+        return month
 
 
 def _json_content() -> Any:

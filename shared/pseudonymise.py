@@ -50,10 +50,10 @@ def normalise(base_type: str, value: str) -> str:
 
 
 def _normalise_nhs_number(value: str) -> str:
-    digits = _NHS_SEPARATORS.sub("", value)
+    digits = value if value.isdigit() else _NHS_SEPARATORS.sub("", value)
     if len(digits) != 10 or not digits.isdigit():
         raise InvalidIdentifier("nhs_number.format", "NHS number must be 10 digits (spaces and hyphens allowed)")
-    if not nhs.is_valid(digits):
+    if nhs.checksum(digits) != 0:  # python-stdnum's modulus 11 (its is_valid would clean the digits again)
         raise InvalidIdentifier("nhs_number.check_digit", "NHS number check digit (modulus 11) does not hold")
     return digits
 
