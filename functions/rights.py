@@ -21,9 +21,8 @@ def _location(request_id: str) -> dict[str, str]:
 @bp.function_name("rights_request_create")
 @bp.route(route="requests", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def create(req: func.HttpRequest) -> func.HttpResponse:
-    response = admin_call(req, DATA_PROTECTION_OFFICER, "rights.request.create",
-                          lambda caller: (201, rights_service().view(
-                              rights_service().submit(json_body(req), caller.id).id)))
+    response = admin_call(req, DATA_PROTECTION_OFFICER, "rights.request.create", lambda caller: (
+        201, rights_service().show(rights_service().submit(json_body(req), caller.id))))
     if response.status_code == 201:
         response.headers.update(_location(json.loads(response.get_body())["id"]))
     return response
@@ -53,8 +52,9 @@ def list_open(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("rights_request_extend")
 @bp.route(route="requests/{id}/extend", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def extend(req: func.HttpRequest) -> func.HttpResponse:
-    return admin_call(req, DATA_PROTECTION_OFFICER, "rights.request.extend", lambda caller: (200, rights_service().view(
-        rights_service().extend(req.route_params["id"], json_body(req).get("reason"), caller.id).id)))
+    return admin_call(req, DATA_PROTECTION_OFFICER, "rights.request.extend", lambda caller: (
+        200, rights_service().show(rights_service().extend(req.route_params["id"], json_body(req).get("reason"),
+                                                           caller.id))))
 
 
 @bp.function_name("rights_request_decide")
@@ -63,7 +63,7 @@ def decide(req: func.HttpRequest) -> func.HttpResponse:
     def work(caller):
         body = json_body(req)
         decided = rights_service().decide(req.route_params["id"], body.get("outcome"), body.get("reasons"), caller.id)
-        return 200, rights_service().view(decided.id)
+        return 200, rights_service().show(decided)
     return admin_call(req, DATA_PROTECTION_OFFICER, "rights.request.decide", work)
 
 

@@ -15,7 +15,6 @@ import contextlib
 import hashlib
 import hmac
 import json
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -46,8 +45,6 @@ from shared.register import RESTRICTED, SuppressionRegister
 from shared.requests import AWAITING_DECISION, COMPLETED, IN_PROGRESS, OPEN, TYPES, RequestRegister, RightsRequest
 from shared.storage import AUDIT, CURATED, EXPORTS, LINKS, REGISTER, REQUESTS, RIGHTS_QUEUE, SUBJECTS, Storage
 from shared.subjects import SubjectIndex
-
-log = logging.getLogger("fdp.rights")
 
 ERASES = {
     "erasure": ("consent", "legitimate_interest", "public_task"),
@@ -143,7 +140,11 @@ class RightsService:
         return [request.public(today) for request in self.requests.with_status(OPEN)]
 
     def view(self, request_id: str) -> dict[str, Any]:
-        return self.requests.get(request_id).public(self.clock().date())
+        return self.show(self.requests.get(request_id))
+
+    def show(self, request: RightsRequest) -> dict[str, Any]:
+        """What the API shows of a request today (no pseudonyms)."""
+        return request.public(self.clock().date())
 
     # The work (queue-triggered: it may take a while for a person with a lot of data) ---------------------
 
