@@ -145,17 +145,21 @@ class BoundContract:
         if problems:
             raise FileRejected(problems)
         self.width = len(header)
-        self._present = [(c, self.positions[c.name]) for c in contract.columns if c.name in self.positions]
+        self._present = [(c, self.positions[c.name], _kind(c)) for c in contract.columns if c.name in self.positions]
+        # Most columns repeat a few values (codes, dates, counts): each distinct value is checked once per file.
+        # Identifiers are nearly all distinct, so they are not remembered.
+        self._memo: dict[str, dict[str, object]] = {c.name: {} for c, _, kind in self._present
+                                                    if kind not in ("identifier", "direct")}
 
     def check(self, row: int, cells: list[str], received: date) -> tuple[CheckedRow | None, list[Problem]]:
         if len(cells) != self.width:
             return None, [Problem("row.field_count", f"row has {len(cells)} fields, the header has {self.width}", row)]
         problems: list[Problem] = []
         checked = CheckedRow(row=row, values={}, identifiers=[], consent=None)
-        for column, position in self._present:
-            text = cells[position].strip()
-            if column.role == "direct":
+        for column, position, kind in self._present:
+            if kind == "direct":
                 continue
+            text = cells[position].strip()
             if not text:
                 if column.required:
                     problems.append(Problem("value.required", "a value is required", row, column.name))
@@ -165,31 +169,41 @@ class BoundContract:
                     Problem("value.too_long", f"longer than {column.max_length} characters", row, column.name))
                 continue
             try:
-                self._check_cell(checked, column, text, received)
+                value = self._value(column, kind, text, received)
             except (InvalidValue, InvalidIdentifier) as failure:
                 problems.append(Problem(failure.rule, failure.message, row, column.name))
+                continue
+            if kind == "identifier":
+                checked.identifiers.append((column, value))  # type: ignore[arg-type]
+            elif kind == "consent":
+                checked.consent = value  # type: ignore[assignment]
+            elif kind == "postcode":
+                checked.values[column.output_name or ""] = value
+            else:
+                if isinstance(value, date):
+                    checked.dates[column.name] = value
+                if kind == "attribute":
+                    checked.values[column.name] = value
         if not problems:
             self._finish(checked, problems)
         return (None if problems else checked), problems
 
-    def _check_cell(self, checked: CheckedRow, column: Column, text: str, received: date) -> None:
-        if column.role == "identifier":
-            checked.identifiers.append((column, normalise(column.id_type or "", text)))
-        elif column.role == "consent":
-            checked.consent = parse_bool(text)
-        elif column.role == "quasi" and column.generalise in ("postcode_district", "postcode_sector"):
-            generaliser = getattr(generalise, column.generalise)
-            checked.values[column.output_name or ""] = generaliser(text)
-        elif column.role == "quasi":
-            born = parse_date(text)
-            if born > received or born < received - timedelta(days=366 * 120):
-                raise InvalidValue("date_of_birth.range", "date of birth is in the future or over 120 years ago")
-            checked.dates[column.name] = born
-        else:
-            value = parse_attribute(column, text)
-            if isinstance(value, date):
-                checked.dates[column.name] = value
-            checked.values[column.name] = value
+    def _value(self, column: Column, kind: str, text: str, received: date) -> object:
+        memo = self._memo.get(column.name)
+        if memo is not None and text in memo:
+            known = memo[text]
+            if isinstance(known, _Failure):
+                raise InvalidValue(known.rule, known.message)
+            return known
+        try:
+            value = _convert(column, kind, text, received)
+        except (InvalidValue, InvalidIdentifier) as failure:
+            if memo is not None and len(memo) < MEMO_LIMIT:
+                memo[text] = _Failure(failure.rule, failure.message)
+            raise
+        if memo is not None and len(memo) < MEMO_LIMIT:
+            memo[text] = value
+        return value
 
     def _finish(self, checked: CheckedRow, problems: list[Problem]) -> None:
         """Row-level rules that need several cells: an identifier present, ages measured at event dates."""
@@ -210,6 +224,38 @@ class BoundContract:
                 checked.values[column.output_name or ""] = generalise.age_in_months(born, event)
             except InvalidValue as failure:
                 problems.append(Problem(failure.rule, failure.message, checked.row, column.at))
+
+
+MEMO_LIMIT = 10_000
+"""Distinct values remembered per column and file: enough for codes and dates, small whatever the file."""
+
+
+@dataclass(frozen=True)
+class _Failure:
+    rule: str
+    message: str
+
+
+def _kind(column: Column) -> str:
+    if column.role == "quasi":
+        return "postcode" if column.generalise in ("postcode_district", "postcode_sector") else "birth_date"
+    return column.role
+
+
+def _convert(column: Column, kind: str, text: str, received: date) -> object:
+    """One cell's checked value, or InvalidValue / InvalidIdentifier naming the rule it breaks."""
+    if kind == "identifier":
+        return normalise(column.id_type or "", text)
+    if kind == "consent":
+        return parse_bool(text)
+    if kind == "postcode":
+        return getattr(generalise, column.generalise or "")(text)
+    if kind == "birth_date":
+        born = parse_date(text)
+        if born > received or born < received - timedelta(days=366 * 120):
+            raise InvalidValue("date_of_birth.range", "date of birth is in the future or over 120 years ago")
+        return born
+    return parse_attribute(column, text)
 
 
 def parse_bool(text: str) -> bool:
