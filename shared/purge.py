@@ -164,10 +164,10 @@ class RetentionService:
 
     def _purge_file(self, name: str, keep: frozenset[str]) -> None:
         """Index entries first (they are found through the file's own pseudonyms), then the rows."""
-        file = self._file(name)
-        if file is None:
+        opened = self._open(name)
+        if opened is None:
             return
-        table, etag = self._read(name)
+        file, table, etag, metadata = opened
         held = curated.person_mask(table, set(keep)) if keep else pa.array([False] * len(table))
         gone = table.filter(pc.invert(held))
         self._unindex(file, gone)
@@ -178,18 +178,19 @@ class RetentionService:
             else:
                 blob.upload_blob(curated.to_bytes(table.filter(held)), overwrite=True, etag=etag,
                                  match_condition=MatchConditions.IfNotModified,
-                                 metadata={**self._metadata(name), "rows": str(len(table) - len(gone))})
+                                 metadata={**metadata, "rows": str(len(table) - len(gone))})
         except (ResourceNotFoundError, ResourceModifiedError):
             pass  # deleted or rewritten meanwhile (an erasure): the next run sees it again
 
     def _replan(self, name: str) -> None:
-        file = self._file(name)
-        dataset = self._dataset(file) if file else None
-        if file is None or dataset is None:
+        opened = self._open(name)
+        if opened is None:
             return
-        table, _ = self._read(name)
+        file, table, _, metadata = opened
+        dataset = self._dataset(file)
+        if dataset is None:
+            return
         months = self._new_months(file, dataset, table)
-        metadata = self._metadata(name)
         for month in sorted(set(months)):
             part = table.filter(pa.array([m == month for m in months]))
             target = curated.curated_path(file.dataset, month, file.partner, file.ingest_id)
@@ -208,13 +209,13 @@ class RetentionService:
     def _new_months(self, file: CuratedFile, dataset: Dataset, table: pa.Table | None = None) -> list[str]:
         """Each row's purge month under the current rule, from what is stored (never earlier than the truth)."""
         rule = dataset.retention
-        rows = (table if table is not None else self._read(file.name)[0]).to_pylist()
+        rows = (table if table is not None else self._table(file.name)).to_pylist()
         end = self.policy.programme.programme_end
         return [purge_month(rule, received=file.received, programme_end=end,
                             anchor_value=_stored_anchor(rule.column, dataset, row)) for row in rows]
 
     def _held_rows(self, file: CuratedFile, holds: ActiveHolds) -> int:
-        table, _ = self._read(file.name)
+        table = self._table(file.name)
         return int(pc.sum(curated.person_mask(table, set(holds.people))).as_py() or 0)
 
     def _unindex(self, file: CuratedFile, rows: pa.Table) -> None:
@@ -229,23 +230,25 @@ class RetentionService:
         blobs = self.storage.platform_container(CURATED).list_blobs(include=["metadata"])
         return [f for blob in blobs if (f := CuratedFile.from_blob(blob)) is not None]
 
-    def _file(self, name: str) -> CuratedFile | None:
-        try:
-            properties = self.storage.platform_blob(CURATED, name).get_blob_properties()
-        except ResourceNotFoundError:
-            return None
-        return CuratedFile.from_blob(properties)
-
     def _dataset(self, file: CuratedFile) -> Dataset | None:
         partner = self.policy.partners.get(file.partner)
         return partner.datasets.get(file.dataset) if partner else None
 
-    def _read(self, name: str) -> tuple[pa.Table, str]:
-        download = self.storage.platform_blob(CURATED, name).download_blob()
-        return curated.read_file(download.readall()), download.properties.etag
+    def _open(self, name: str) -> tuple[CuratedFile, pa.Table, str, dict[str, str]] | None:
+        """One download gives the rows, the ETag to replace them under, and the metadata to carry over;
+        None if the file is gone (a run resumed after it was deleted)."""
+        try:
+            download = self.storage.platform_blob(CURATED, name).download_blob()
+        except ResourceNotFoundError:
+            return None
+        properties = download.properties
+        file = CuratedFile.from_blob(properties)
+        if file is None:
+            return None
+        return file, curated.read_file(download.readall()), properties.etag, dict(properties.metadata or {})
 
-    def _metadata(self, name: str) -> dict[str, str]:
-        return dict(self.storage.platform_blob(CURATED, name).get_blob_properties().metadata or {})
+    def _table(self, name: str) -> pa.Table:
+        return curated.read_file(self.storage.platform_blob(CURATED, name).download_blob().readall())
 
     def _delete(self, container: str, name: str) -> None:
         with contextlib.suppress(ResourceNotFoundError):
