@@ -118,6 +118,19 @@ def pseudonym_batches(path: Path, columns: list[str], batch_rows: int = 50_000) 
         yield [batch.column(name).to_pylist() for name in columns]
 
 
+def download(storage: Any, name: str) -> tuple[pa.Table, Any] | None:
+    """A curated file's rows and its blob properties (ETag, metadata), from one read; None if it is gone."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    from shared.storage import CURATED
+
+    try:
+        stream = storage.platform_blob(CURATED, name).download_blob()
+    except ResourceNotFoundError:
+        return None
+    return read_file(stream.readall()), stream.properties
+
+
 def read_file(data: bytes) -> pa.Table:
     import io
 

@@ -216,6 +216,8 @@ class RetentionService:
 
     def _held_rows(self, file: CuratedFile, holds: ActiveHolds) -> int:
         table = self._table(file.name)
+        if not table.num_rows:
+            return 0  # gone since it was listed
         return int(pc.sum(curated.person_mask(table, set(holds.people))).as_py() or 0)
 
     def _unindex(self, file: CuratedFile, rows: pa.Table) -> None:
@@ -237,18 +239,17 @@ class RetentionService:
     def _open(self, name: str) -> tuple[CuratedFile, pa.Table, str, dict[str, str]] | None:
         """One download gives the rows, the ETag to replace them under, and the metadata to carry over;
         None if the file is gone (a run resumed after it was deleted)."""
-        try:
-            download = self.storage.platform_blob(CURATED, name).download_blob()
-        except ResourceNotFoundError:
+        found = curated.download(self.storage, name)
+        file = CuratedFile.from_blob(found[1]) if found else None
+        if found is None or file is None:
             return None
-        properties = download.properties
-        file = CuratedFile.from_blob(properties)
-        if file is None:
-            return None
-        return file, curated.read_file(download.readall()), properties.etag, dict(properties.metadata or {})
+        table, properties = found
+        return file, table, properties.etag, dict(properties.metadata or {})
 
     def _table(self, name: str) -> pa.Table:
-        return curated.read_file(self.storage.platform_blob(CURATED, name).download_blob().readall())
+        """A file's rows; an empty table if it is gone since it was listed."""
+        found = curated.download(self.storage, name)
+        return found[0] if found else pa.table({})
 
     def _delete(self, container: str, name: str) -> None:
         with contextlib.suppress(ResourceNotFoundError):

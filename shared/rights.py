@@ -220,12 +220,11 @@ class RightsService:
         return files
 
     def _rows(self, file: str, person: Person) -> tuple[pa.Table, pa.ChunkedArray, str] | None:
-        try:
-            download = self.storage.platform_blob(CURATED, file).download_blob()
-        except ResourceNotFoundError:
+        found = curated.download(self.storage, file)
+        if found is None:
             return None  # purged since it was indexed
-        table = curated.read_file(download.readall())
-        return table, curated.person_mask(table, person.pseudonyms), download.properties.etag
+        table, properties = found
+        return table, curated.person_mask(table, person.pseudonyms), properties.etag
 
     # Access -----------------------------------------------------------------------------------------------
 
