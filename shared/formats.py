@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import codecs
 import csv
-import re
 import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import IO
+
+import numpy as np
 
 from shared.contracts import FileRejected, Problem
 
 _READ_CHUNK = 1024 * 1024
-_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_CP1252_UNDEFINED = re.compile(rb"[\x81\x8d\x8f\x90\x9d]")
+_CONTROL = frozenset([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+_NOT_CONTROL = bytes(b for b in range(256) if b not in _CONTROL)
+"""Deleting every other byte leaves only control bytes: a fast test for binary data."""
+_NOT_CP1252_UNDEFINED = bytes(b for b in range(256) if b not in (0x81, 0x8D, 0x8F, 0x90, 0x9D))
 _BOM = codecs.BOM_UTF8
 XLSX_MAX_EXPANSION = 100
 """A worksheet part may expand at most this many times on decompression (real sheets manage 10 to 30)."""
@@ -46,8 +50,12 @@ def too_large(max_bytes: int) -> Problem:
     return Problem("file.too_large", f"the file is larger than the agreed limit of {max_bytes // (1024 * 1024)} MB")
 
 
-def read_table(fh: IO[bytes], max_line_chars: int) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
-    """The header and an iterator of (row number, cells); row 1 is the header, as in a spreadsheet."""
+def read_table(fh: IO[bytes], max_line_chars: int) -> tuple[list[str], Iterator[tuple[int, list[str]]],
+                                                              TextProfile | None]:
+    """The header, an iterator of (row number, cells), and for CSV what the scan learned.
+
+    Row 1 is the header, as in a spreadsheet; blank rows are skipped but keep their numbers."""
+    profile = None
     head = fh.read(8)
     fh.seek(0)
     if not head.strip():
@@ -57,38 +65,81 @@ def read_table(fh: IO[bytes], max_line_chars: int) -> tuple[list[str], Iterator[
     elif head.startswith(b"\xd0\xcf\x11\xe0"):
         raise FileRejected(Problem("file.format", "old Excel (.xls) files are not accepted: save as .xlsx or CSV"))
     else:
-        rows = _csv_rows(fh, _csv_encoding(fh), max_line_chars)
+        profile = scan_text(fh)
+        rows = _csv_rows(fh, profile.encoding, max_line_chars)
     first = next(rows, None)
     if first is None:
         raise FileRejected(Problem("file.empty", "the file is empty"))
     _, header = first
-    return header, (row for row in rows if any(cell.strip() for cell in row[1]))
+    return header, (row for row in rows if any(cell.strip() for cell in row[1])), profile
 
 
-def _csv_encoding(fh: IO[bytes]) -> str:
-    """UTF-8 (with or without BOM) when the whole file decodes as UTF-8, otherwise Windows-1252."""
+@dataclass(frozen=True)
+class TextProfile:
+    """What one pass over a CSV upload learned: its encoding, and whether the columnar reader can take it."""
+
+    encoding: str
+    ascii: bool
+    quoted: bool
+    """The file holds a quote character somewhere."""
+    lone_carriage_return: bool
+    """Some line ends in a carriage return alone (or may: one at a chunk's end counts)."""
+    longest_line: int
+    """In bytes between line feeds, which is never fewer than characters."""
+
+
+def scan_text(fh: IO[bytes]) -> TextProfile:
+    """UTF-8 (with or without BOM) when the whole file decodes as UTF-8, otherwise Windows-1252.
+
+    Binary data is refused. The same pass measures what the columnar reader needs to know; each test is a
+    C-level scan of a chunk (translate, isascii, count, a NumPy search for line ends).
+    """
     decoder = codecs.getincrementaldecoder("utf-8")()
-    utf8, cp1252 = True, True
+    utf8, cp1252, ascii_only, quoted, lone_cr, pending_cr = True, True, True, False, False, False
+    longest = carried = 0
     while chunk := fh.read(_READ_CHUNK):
-        if _CONTROL_BYTES.search(chunk):
+        if chunk.translate(None, _NOT_CONTROL):
             raise FileRejected(Problem("file.binary", "the file holds binary data: upload a CSV or an Excel file"))
-        cp1252 = cp1252 and not _CP1252_UNDEFINED.search(chunk)
-        if utf8:
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError:
-                utf8 = False
-    if utf8:
+        quoted = quoted or b'"' in chunk
+        lone_cr, pending_cr = _lone_carriage_return(chunk, lone_cr, pending_cr)
+        ascii_only = ascii_only and chunk.isascii()
+        if not ascii_only:  # from the first non-ASCII chunk on, so a character split across chunks is seen whole
+            cp1252 = cp1252 and not chunk.translate(None, _NOT_CP1252_UNDEFINED)
+            if utf8:
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError:
+                    utf8 = False
+        longest, carried = _longest_line(chunk, longest, carried)
+    if utf8 and not ascii_only:
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             utf8 = False
     fh.seek(0)
-    if utf8:
-        return "utf-8-sig"
-    if cp1252:
-        return "cp1252"
-    raise FileRejected(Problem("file.encoding", "the file is not text in UTF-8 or Windows-1252"))
+    if not (utf8 or cp1252):
+        raise FileRejected(Problem("file.encoding", "the file is not text in UTF-8 or Windows-1252"))
+    return TextProfile("utf-8-sig" if utf8 else "cp1252", ascii_only, quoted, lone_cr or pending_cr, longest)
+
+
+def _lone_carriage_return(chunk: bytes, seen: bool, pending: bool) -> tuple[bool, bool]:
+    """Whether a carriage return without its line feed has been seen, and whether the chunk ends in one whose
+    line feed may open the next chunk."""
+    unmatched = chunk.count(b"\r") - chunk.count(b"\r\n") - chunk.endswith(b"\r")
+    unmatched += pending and not chunk.startswith(b"\n")
+    return seen or unmatched > 0, chunk.endswith(b"\r")
+
+
+def _longest_line(chunk: bytes, longest: int, carried: int) -> tuple[int, int]:
+    """The longest line so far, and the length of the unfinished line at the chunk's end."""
+    ends = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == ord("\n"))
+    if not len(ends):
+        return max(longest, carried + len(chunk)), carried + len(chunk)
+    longest = max(longest, carried + int(ends[0]))
+    if len(ends) > 1:
+        longest = max(longest, int(np.diff(ends).max()) - 1)
+    tail = len(chunk) - int(ends[-1]) - 1
+    return max(longest, tail), tail
 
 
 def _csv_rows(fh: IO[bytes], encoding: str, max_line_chars: int) -> Iterator[tuple[int, list[str]]]:
