@@ -145,10 +145,11 @@ class BoundContract:
         if problems:
             raise FileRejected(problems)
         self.width = len(header)
-        self._present = [(c, self.positions[c.name], _kind(c)) for c in contract.columns if c.name in self.positions]
+        self.present: list[tuple[Column, int, str]] = [
+            (c, self.positions[c.name], kind_of(c)) for c in contract.columns if c.name in self.positions]
         # Most columns repeat a few values (codes, dates, counts): each distinct value is checked once per file.
         # Identifiers are nearly all distinct, so they are not remembered.
-        self._memo: dict[str, dict[str, object]] = {c.name: {} for c, _, kind in self._present
+        self._memo: dict[str, dict[str, object]] = {c.name: {} for c, _, kind in self.present
                                                     if kind not in ("identifier", "direct")}
 
     def check(self, row: int, cells: list[str], received: date) -> tuple[CheckedRow | None, list[Problem]]:
@@ -156,7 +157,7 @@ class BoundContract:
             return None, [Problem("row.field_count", f"row has {len(cells)} fields, the header has {self.width}", row)]
         problems: list[Problem] = []
         checked = CheckedRow(row=row, values={}, identifiers=[], consent=None)
-        for column, position, kind in self._present:
+        for column, position, kind in self.present:
             if kind == "direct":
                 continue
             text = cells[position].strip()
@@ -169,7 +170,7 @@ class BoundContract:
                     Problem("value.too_long", f"longer than {column.max_length} characters", row, column.name))
                 continue
             try:
-                value = self._value(column, kind, text, received)
+                value = self.value(column, kind, text, received)
             except (InvalidValue, InvalidIdentifier) as failure:
                 problems.append(Problem(failure.rule, failure.message, row, column.name))
                 continue
@@ -188,7 +189,8 @@ class BoundContract:
             self._finish(checked, problems)
         return (None if problems else checked), problems
 
-    def _value(self, column: Column, kind: str, text: str, received: date) -> object:
+    def value(self, column: Column, kind: str, text: str, received: date) -> object:
+        """One stripped, non-blank cell's checked value, or InvalidValue / InvalidIdentifier naming the rule."""
         memo = self._memo.get(column.name)
         if memo is not None and text in memo:
             known = memo[text]
@@ -236,7 +238,8 @@ class _Failure:
     message: str
 
 
-def _kind(column: Column) -> str:
+def kind_of(column: Column) -> str:
+    """How a column's cells are checked: identifier, direct, postcode, birth_date, attribute or consent."""
     if column.role == "quasi":
         return "postcode" if column.generalise in ("postcode_district", "postcode_sector") else "birth_date"
     return column.role

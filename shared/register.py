@@ -51,6 +51,10 @@ class SuppressionSnapshot:
     def __init__(self, scopes: dict[str, set[str]]) -> None:
         self._scopes = scopes
 
+    def suppressed(self, basis: str) -> set[str]:
+        """Everyone suppressed for a dataset held under this basis."""
+        return {p for p, scopes in self._scopes.items() if ALL_DATASETS in scopes or basis in scopes}
+
     def suppresses(self, pseudonyms: Iterable[str], basis: str) -> bool:
         for pseudonym in pseudonyms:
             scopes = self._scopes.get(pseudonym)
