@@ -42,10 +42,14 @@ def schema_for(contract: Contract) -> pa.Schema:
         elif column.role == "quasi":
             kind = pa.int32() if column.generalise == "age_in_months" else pa.string()
         else:
-            kind = _ATTRIBUTE_TYPES[column.type or "string"]
+            kind = attribute_type(column.type)
         fields.append(pa.field(name, kind))
     fields += [pa.field(INGEST_ID, pa.string(), nullable=False), pa.field(PURGE_MONTH, pa.string(), nullable=False)]
     return pa.schema(fields)
+
+
+def attribute_type(type_name: str | None) -> pa.DataType:
+    return _ATTRIBUTE_TYPES[type_name or "string"]
 
 
 def identifier_columns(contract: Contract) -> list[str]:
@@ -63,6 +67,9 @@ class CuratedWriter:
         self._buffers: dict[str, dict[str, list[Any]]] = {}
         self._sizes: dict[str, int] = {}
         self._writers: dict[str, pq.ParquetWriter] = {}
+        self._tables: dict[str, list[pa.Table]] = {}
+        # Pseudonyms never repeat enough for a dictionary, and their min and max help no reader: both are skipped.
+        self._repeating = [name for name in self._names if name != SUBJECT_ID and not name.endswith("_pseudonym")]
 
     def add(self, purge_month: str, record: dict[str, Any]) -> None:
         """Rows are buffered column by column: building Arrow arrays from lists is far cheaper than from dicts."""
@@ -77,15 +84,28 @@ class CuratedWriter:
         if self._sizes[purge_month] >= self._batch_rows:
             self._flush(purge_month)
 
+    def add_table(self, purge_month: str, table: pa.Table) -> None:
+        """A batch of rows already in the curated schema (the columnar path); written once enough have gathered."""
+        if purge_month not in self._buffers:
+            self._buffers[purge_month] = {name: [] for name in self._names}
+            self._sizes[purge_month] = 0
+        self._tables.setdefault(purge_month, []).append(table.cast(self.schema))
+        self._sizes[purge_month] += len(table)
+        if self._sizes[purge_month] >= self._batch_rows:
+            self._flush(purge_month)
+
     def _flush(self, purge_month: str) -> None:
         if not self._sizes.get(purge_month):
             return
         if purge_month not in self._writers:
             path = Path(self._dir.name) / f"{purge_month}.parquet"
-            self._writers[purge_month] = pq.ParquetWriter(path, self.schema, compression="zstd")
+            self._writers[purge_month] = pq.ParquetWriter(path, self.schema, compression="zstd",
+                                                          use_dictionary=self._repeating,
+                                                          write_statistics=self._repeating)
         buffer = self._buffers[purge_month]
         arrays = [pa.array(buffer[field.name], type=field.type) for field in self.schema]
-        self._writers[purge_month].write_table(pa.Table.from_arrays(arrays, schema=self.schema))
+        tables = [*self._tables.pop(purge_month, []), pa.Table.from_arrays(arrays, schema=self.schema)]
+        self._writers[purge_month].write_table(pa.concat_tables(tables))
         for values in buffer.values():
             values.clear()
         self._sizes[purge_month] = 0
@@ -102,6 +122,14 @@ class CuratedWriter:
         for writer in self._writers.values():
             writer.close()
         self._dir.cleanup()
+
+    def reset(self) -> None:
+        """Forget every row written so far (the upload starts again on another path)."""
+        for writer in self._writers.values():
+            writer.close()
+        for path in Path(self._dir.name).iterdir():
+            path.unlink()
+        self._buffers, self._sizes, self._writers, self._tables = {}, {}, {}, {}
 
 
 def file_metadata(local: Path, dataset: Any, partner: str, ingest_id: str, received: date) -> dict[str, str]:

@@ -25,11 +25,11 @@ from typing import IO, Any
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
-from shared import curated, ledger
+from shared import columnar, curated, ledger
 from shared.audit import AuditLog
 from shared.contracts import BoundContract, CheckedRow, FileRejected, Problem
 from shared.events import BlobCreated, bare_etag
-from shared.formats import read_table, spool, too_large
+from shared.formats import TextProfile, read_table, spool, too_large
 from shared.keys import KeySource, RootKey
 from shared.ledger import Ledger
 from shared.policy import Dataset, Partner, Policy
@@ -68,6 +68,8 @@ class Upload:
     dataset: Dataset | None = None
     files: dict[str, str] = field(default_factory=dict)
     """Purge month -> curated blob name."""
+    reader: str | None = None
+    """Which path read the rows: columnar or rows."""
 
 
 class IngestPipeline:
@@ -142,9 +144,10 @@ class IngestPipeline:
         self.ledger.record(upload.partner_id, ingest_id, status, **fields)
         self._checkpoint("ledger")
         self._finish(upload.partner_id, ingest_id, {**fields, "status": status})
-        log.info("ingest %s: %s partner=%s dataset=%s rows read=%d stored=%d invalid=%d no_consent=%d suppressed=%d",
-                 ingest_id, receipt["status"], upload.partner_id, fields["dataset"], upload.counts.read,
-                 upload.counts.stored, upload.counts.invalid, upload.counts.no_consent, upload.counts.suppressed)
+        log.info("ingest %s: %s partner=%s dataset=%s path=%s rows read=%d stored=%d invalid=%d no_consent=%d "
+                 "suppressed=%d", ingest_id, receipt["status"], upload.partner_id, fields["dataset"], upload.reader,
+                 upload.counts.read, upload.counts.stored, upload.counts.invalid, upload.counts.no_consent,
+                 upload.counts.suppressed)
         return Outcome(receipt["status"], ingest_id, receipt)
 
     def _resolve(self, partner: Partner | None, blob: str) -> Dataset:
@@ -245,21 +248,52 @@ class IngestPipeline:
 def transform(spooled: IO[bytes], policy: Policy, upload: Upload, ingest_id: str, key: RootKey,
               register: SuppressionSnapshot, writer: curated.CuratedWriter) -> dict[str, Path]:
     """The pipeline's core, with no storage in it: read, check, pseudonymise, generalise, write local Parquet.
-    Returns purge month -> local file; counts and row problems accumulate on `upload`."""
+    Returns purge month -> local file; counts and row problems accumulate on `upload`.
+
+    Plain CSV files take the columnar path, everything else (and a plain file that turns out not to be) the row
+    path; both give the same result."""
     dataset = upload.dataset
     assert dataset is not None
     limits = policy.programme.limits
-    header, rows = read_table(spooled, limits.max_line_chars)
+    header, rows, profile = read_table(spooled, limits.max_line_chars)
     bound = BoundContract(dataset.contract, header)
-    row_handler = _RowHandler(policy, dataset, upload, ingest_id, Pseudonymiser(key.material), register)
-    received = upload.received_at.date()
-    for number, cells in rows:
-        if upload.counts.read >= limits.max_rows:
-            raise FileRejected(Problem("file.too_many_rows", f"more than {limits.max_rows} rows", number))
-        row_handler.handle(bound.check(number, cells, received), writer)
+    pseudonymiser = Pseudonymiser(key.material)
+    handler = _RowHandler(policy, dataset, upload, ingest_id, pseudonymiser, register)
+    upload.reader = "rows"
+    if columnar.can_read(profile, limits.max_line_chars):
+        rows.close()  # the row reader lets go of the file before Arrow reads it
+        spooled.seek(0)
+        try:
+            context = _columnar_context(policy, upload, ingest_id, bound, handler, pseudonymiser, register, profile)
+            columnar.transform(spooled, context, upload.counts, writer)
+            upload.reader = "columnar"
+        except columnar.Fallback:
+            log.info("ingest %s: a row is not plain CSV; reading the file again row by row", ingest_id)
+            upload.counts, upload.problems = RowCounts(), ProblemLog()
+            writer.reset()
+            spooled.seek(0)
+            _, rows, _ = read_table(spooled, limits.max_line_chars)
+    if upload.reader == "rows":
+        received = upload.received_at.date()
+        for number, cells in rows:
+            if upload.counts.read >= limits.max_rows:
+                raise FileRejected(Problem("file.too_many_rows", f"more than {limits.max_rows} rows", number))
+            handler.handle(bound.check(number, cells, received), writer)
     if upload.counts.read == 0:
         raise FileRejected(Problem("file.no_rows", "the file has a header but no rows", row=2))
     return writer.finish()
+
+
+def _columnar_context(policy: Policy, upload: Upload, ingest_id: str, bound: BoundContract, handler: _RowHandler,
+                      pseudonymiser: Pseudonymiser, register: SuppressionSnapshot,
+                      profile: TextProfile) -> columnar.Context:
+    dataset = upload.dataset
+    assert dataset is not None
+    return columnar.Context(
+        bound=bound, handler=handler, pseudonymiser=pseudonymiser, partner=upload.partner_id, ingest_id=ingest_id,
+        received=upload.received_at.date(), needs_consent=dataset.basis == "consent",
+        suppressed=register.suppressed(dataset.basis), retention_column=dataset.retention.column,
+        max_rows=policy.programme.limits.max_rows, ascii=profile.ascii, longest_line=profile.longest_line)
 
 
 class _RowHandler:
@@ -294,13 +328,13 @@ class _RowHandler:
         if self.register.suppresses(pseudonyms.values(), self.dataset.basis):
             counts.suppressed += 1
             return
-        month = self._purge_month(checked.dates.get(self.dataset.retention.column or ""))
+        month = self.purge_month(checked.dates.get(self.dataset.retention.column or ""))
         record = {**checked.values, **pseudonyms, curated.SUBJECT_ID: next(iter(pseudonyms.values())),
                   curated.INGEST_ID: self.ingest_id, curated.PURGE_MONTH: month}
         writer.add(month, record)
         counts.stored += 1
 
-    def _purge_month(self, anchor: date | None) -> str:
+    def purge_month(self, anchor: date | None) -> str:
         """Rows share few anchor dates (one received date, or birth dates within a few years): plan each once."""
         month = self._months.get(anchor)
         if month is None:

@@ -1,0 +1,470 @@
+"""The columnar path: plain CSV uploads checked, pseudonymised and generalised a batch at a time.
+
+The row path (`contracts.BoundContract.check` and the ingest's row handler) defines what every cell means. This
+path gives the same result, only faster: the same counts, the same receipt, the same curated rows in the same
+order. It is built to be conservative, so that sameness holds by construction:
+
+- It reads only files whose rows are plain lines: UTF-8 CSV with no quote character and no line over the limit
+  (`can_read`). Anything else goes to the row path from the start, and a file Arrow cannot split into rows of
+  the header's width goes back to it (`Fallback`) before anything is stored.
+- In a batch, a cell is accepted here only when a vectorised check proves it valid and its value is computed as
+  the row path would compute it: ASCII cells trimmed of spaces and tabs, identifiers in their strict form, and
+  every other column's distinct values converted once by the row path's own function. A row with any other cell
+  goes to the row path whole, in its place, so every problem a receipt lists is the row path's.
+"""
+
+from __future__ import annotations
+
+import binascii
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from typing import IO, Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+
+from shared import curated, generalise
+from shared.contracts import _FALSE, _TRUE, BoundContract, CheckedRow, Column, FileRejected, Problem
+from shared.formats import TextProfile
+from shared.generalise import InvalidValue
+from shared.pseudonymise import MAX_REFERENCE_LENGTH, InvalidIdentifier, Pseudonymiser, scoped_type
+
+BLOCK_BYTES = 4 * 1024 * 1024
+"""The file is read in blocks of about this size, each one batch (about 38,000 rows of 12 columns). Larger blocks
+gain little speed; peak memory grows by about six times the block size."""
+_ROW, _CONSENT, _DATE, _ID = "__row", "__consent", "__date:", "__id:"
+"""Working columns beside the curated ones while a batch is checked (curated names never start with __)."""
+_SPACES = " \t"
+"""What Python's strip() removes from an ASCII cell of a plain line (other whitespace is a control byte)."""
+_NHS_WEIGHTS = np.arange(10, 0, -1)
+DISTINCT_WORTH_IT = 0.8
+"""Identifiers are hashed once per distinct value while a batch has fewer distinct values than this share."""
+_POSTCODE = r"^(?P<outward>[A-Z]{1,2}[0-9][A-Z0-9]?)[ \t]*(?P<sector>[0-9])(?P<unit>[ABD-HJLNP-UW-Z]{2})$"
+"""generalise._POSTCODE, with Python's \\s narrowed to the whitespace a plain line can hold."""
+
+
+class Fallback(Exception):
+    """The file needs the row path after all (a row of another width, say); nothing has been stored."""
+
+
+class RowHandler(Protocol):
+    """The ingest's handler for one checked row (counts, consent, pseudonyms, suppression, purge month)."""
+
+    def handle(self, result: tuple[CheckedRow | None, list[Problem]], writer: Any) -> None: ...
+
+    def purge_month(self, anchor: date | None) -> str: ...
+
+
+@dataclass
+class Context:
+    bound: BoundContract
+    handler: RowHandler
+    pseudonymiser: Pseudonymiser
+    partner: str
+    ingest_id: str
+    received: date
+    needs_consent: bool
+    suppressed: set[str]
+    retention_column: str | None
+    max_rows: int
+    ascii: bool
+    """The whole file is ASCII (the scan says so), so no cell needs Python's Unicode rules."""
+    longest_line: int
+    repeats: dict[str, bool] = field(default_factory=dict)
+    """Per identifier type: whether its values repeated enough in the last batch to hash distinct ones only."""
+
+
+def can_read(profile: TextProfile | None, max_line_chars: int) -> bool:
+    """Plain lines: UTF-8, no quote character, every line ended by a line feed and within the limit."""
+    return (profile is not None and profile.encoding == "utf-8-sig" and not profile.quoted
+            and not profile.lone_carriage_return and profile.longest_line <= max_line_chars)
+
+
+def transform(fh: IO[bytes], context: Context, counts: Any, writer: curated.CuratedWriter) -> None:
+    """Check and store every row of the file; counts and problems accumulate as on the row path."""
+    first_row = 2
+    for batch in _batches(fh, context.bound.width):
+        numbers = np.arange(first_row, first_row + batch.num_rows)
+        first_row += batch.num_rows
+        _Batch(context, batch, numbers, counts).store(writer)
+
+
+def _batches(fh: IO[bytes], width: int) -> Iterator[pa.RecordBatch]:
+    """The rows after the header, a block of whole lines at a time. With no quote character in the file every
+    line is one row, so a block may end at any line end; Arrow only splits the lines into cells."""
+    names = [f"c{i}" for i in range(width)]
+    read_options = pcsv.ReadOptions(use_threads=False, column_names=names, block_size=2 * BLOCK_BYTES)
+    parse_options = pcsv.ParseOptions(quote_char=False, ignore_empty_lines=False)
+    convert_options = pcsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()), null_values=[],
+                                          strings_can_be_null=False, check_utf8=False)  # the scan checked UTF-8
+    fh.readline()
+    rest = b""
+    while True:
+        chunk = fh.read(BLOCK_BYTES)
+        data = rest + chunk
+        end = len(data) if not chunk else data.rfind(b"\n") + 1
+        rest = data[end:]
+        if end:
+            try:
+                table = pcsv.read_csv(pa.py_buffer(data[:end]), read_options=read_options,
+                                      parse_options=parse_options, convert_options=convert_options)
+            except pa.ArrowInvalid:  # a row of another width: the row path names it
+                raise Fallback from None
+            yield pa.RecordBatch.from_arrays([column.combine_chunks() for column in table.columns], names)
+        if not chunk:
+            return
+
+
+class _Batch:
+    """One batch of rows: which are blank, which pass here, which go to the row path; then storage."""
+
+    def __init__(self, context: Context, batch: pa.RecordBatch, numbers: np.ndarray, counts: Any) -> None:
+        self.context, self.counts = context, counts
+        self.batch, self.numbers = batch, numbers
+        trim = pc.ascii_trim if context.ascii else pc.utf8_trim
+        self.trimmed = {position: trim(batch.column(position), _SPACES) for _, position, kind in context.bound.present
+                        if kind != "direct"}
+        self.ascii = {} if context.ascii else {position: pc.string_is_ascii(batch.column(position))
+                                               for position in self.trimmed}
+        blank = self._blank()
+        if blank.any():
+            keep = pa.array(~blank)
+            self.batch = batch.filter(keep)
+            self.numbers = numbers[~blank]
+            self.trimmed = {position: column.filter(keep) for position, column in self.trimmed.items()}
+            self.ascii = {position: column.filter(keep) for position, column in self.ascii.items()}
+
+    def _blank(self) -> np.ndarray:
+        """Rows with no text in any cell, as Python's strip() sees it. Nearly every row shows text in its first
+        checked column, so each further column is looked at only for the rows still in doubt."""
+        context, batch = self.context, self.batch
+        trim = pc.ascii_trim if context.ascii else pc.utf8_trim
+        doubt = np.arange(batch.num_rows)
+        order = [*self.trimmed, *(p for p in range(batch.num_columns) if p not in self.trimmed)]
+        for position in order:
+            if not len(doubt):
+                break
+            cells = batch.column(position).take(pa.array(doubt)) if len(doubt) < batch.num_rows else \
+                batch.column(position)
+            trimmed = self.trimmed[position].take(pa.array(doubt)) if position in self.trimmed and \
+                len(doubt) < batch.num_rows else self.trimmed.get(position)
+            empty = pc.equal(pc.binary_length(trimmed if trimmed is not None else trim(cells, _SPACES)), 0)
+            if not context.ascii:  # a cell of non-ASCII whitespace is blank to Python: decided below
+                empty = pc.or_(empty, pc.invert(pc.string_is_ascii(cells)))
+            doubt = doubt[empty.to_numpy(zero_copy_only=False)]
+        blank = np.zeros(batch.num_rows, dtype=bool)
+        for index in doubt:
+            blank[index] = context.ascii or not any(column[index].as_py().strip() for column in batch.columns)
+        return blank
+
+    def store(self, writer: curated.CuratedWriter) -> None:
+        context, counts = self.context, self.counts
+        rows = len(self.numbers)
+        over = context.max_rows - counts.read
+        if rows > over:  # the rows before the limit are handled as the row path would, then the file is refused
+            self._truncate(max(over, 0))
+            self.store(writer)
+            raise FileRejected(Problem("file.too_many_rows", f"more than {context.max_rows} rows",
+                                       int(self._overflow_row)))
+        checks = _Checks(context, self.trimmed, self.ascii, rows)
+        accepted = checks.accepted()
+        slow = np.flatnonzero(~accepted)
+        fast = pa.array(accepted)
+        late = self._row_path(slow)
+        counts.read += rows - len(slow)
+        table = self._fast_rows(checks, fast)
+        if late:
+            table = pa.concat_tables([table, pa.Table.from_pylist(late, schema=table.schema)])
+            table = table.take(pc.sort_indices(table.column(_ROW)))
+        self._write(table.drop_columns([_ROW]), writer)
+
+    def _truncate(self, keep: int) -> None:
+        self._overflow_row = self.numbers[keep]
+        self.batch = self.batch.slice(0, keep)
+        self.numbers = self.numbers[:keep]
+        self.trimmed = {position: column.slice(0, keep) for position, column in self.trimmed.items()}
+        self.ascii = {position: column.slice(0, keep) for position, column in self.ascii.items()}
+
+    def _row_path(self, slow: np.ndarray) -> list[dict[str, Any]]:
+        """Rows the vectorised checks could not accept, through the row path in file order."""
+        if not len(slow):
+            return []
+        indices = pa.array(slow)
+        cells = [column.take(indices).to_pylist() for column in self.batch.columns]
+        collected = _Collector()
+        for position, row in enumerate(zip(*cells, strict=True)):
+            collected.row = int(self.numbers[slow[position]])
+            self.context.handler.handle(self.context.bound.check(collected.row, list(row), self.context.received),
+                                        collected)
+        return collected.records
+
+    def _fast_rows(self, checks: _Checks, fast: pa.Array) -> pa.Table:
+        """The accepted rows: consent, then pseudonyms, then the suppression register, as on the row path."""
+        context, counts = self.context, self.counts
+        frame = checks.frame(pa.array(self.numbers)).filter(fast)
+        if context.needs_consent:
+            consented = frame.column(_CONSENT) if _CONSENT in frame.column_names else pa.nulls(len(frame), pa.bool_())
+            before = len(frame)
+            frame = frame.filter(pc.fill_null(consented, False))
+            counts.no_consent += before - len(frame)
+        pseudonyms = {column.output_name or "": _hash(context.pseudonymiser,
+                                                      scoped_type(column.id_type or "", context.partner),
+                                                      frame.column(_ID + column.name), context.repeats)
+                      for column in checks.identifiers}
+        if context.suppressed and len(frame):
+            wanted = pa.array(sorted(context.suppressed), pa.string())
+            hit = _any([pc.fill_null(pc.is_in(values, wanted), False) for values in pseudonyms.values()], len(frame))
+            kept = pc.invert(hit)
+            counts.suppressed += len(frame) - pc.sum(kept).as_py()
+            frame = frame.filter(kept)
+            pseudonyms = {name: values.filter(kept) for name, values in pseudonyms.items()}
+        counts.stored += len(frame)
+        return self._table(frame, pseudonyms)
+
+    def _table(self, frame: pa.Table, pseudonyms: dict[str, pa.Array]) -> pa.Table:
+        """Rows in the curated schema, with their row numbers alongside to keep the file's order."""
+        context = self.context
+        rows = len(frame)
+        schema = curated.schema_for(context.bound.contract)
+        subject = pc.coalesce(*pseudonyms.values()) if pseudonyms else pa.nulls(rows, pa.string())
+        anchor = _DATE + (context.retention_column or "")
+        values = {**{name: frame.column(name) for name in frame.column_names}, **pseudonyms,
+                  curated.SUBJECT_ID: subject, curated.INGEST_ID: pa.array([context.ingest_id] * rows, pa.string()),
+                  curated.PURGE_MONTH: self._purge_months(frame.column(anchor) if anchor in frame.column_names
+                                                          else None, rows)}
+        arrays = [pc.cast(values[field.name], field.type) if field.name in values else pa.nulls(rows, field.type)
+                  for field in schema]
+        return pa.Table.from_arrays([*arrays, frame.column(_ROW)], schema=schema.append(pa.field(_ROW, pa.int64())))
+
+    def _purge_months(self, anchor: pa.Array | None, rows: int) -> pa.Array:
+        """Rows share few anchor dates: each distinct one is planned once, by the row path's own memo."""
+        if anchor is None:
+            return pa.array([self.context.handler.purge_month(None)] * rows, pa.string())
+        distinct = pc.unique(anchor)
+        months = pa.array([self.context.handler.purge_month(value) for value in distinct.to_pylist()], pa.string())
+        return months.take(pc.index_in(anchor, distinct))
+
+    def _write(self, table: pa.Table, writer: curated.CuratedWriter) -> None:
+        months = pc.unique(table.column(curated.PURGE_MONTH))
+        if len(months) == 1:
+            writer.add_table(months[0].as_py(), table)
+            return
+        for month in sorted(months.to_pylist()):
+            writer.add_table(month, table.filter(pc.equal(table.column(curated.PURGE_MONTH), month)))
+
+
+class _Collector:
+    """Stands in for the writer on the row path: keeps each stored record with its row number."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.row = 0
+
+    def add(self, purge_month: str, record: dict[str, Any]) -> None:
+        self.records.append({**record, _ROW: self.row})
+
+
+class _Checks:
+    """Every present column of a batch checked at once: which cells pass, and their values."""
+
+    def __init__(self, context: Context, trimmed: dict[int, pa.Array], ascii_cells: dict[int, pa.Array],
+                 rows: int) -> None:
+        self.context = context
+        self.rows = rows
+        self.ok: list[pa.Array] = []
+        self.outputs: dict[str, pa.Array] = {}
+        self.dates: dict[str, pa.Array] = {}
+        self.identifiers: dict[Column, pa.Array] = {}
+        """Normalised identifiers, by contract column."""
+        self.consent: pa.Array | None = None
+        births: list[tuple[Column, pa.Array]] = []
+        for column, position, kind in context.bound.present:
+            if kind == "direct":
+                continue
+            cells = trimmed[position]
+            passes, values = self._checked(column, kind, cells, ascii_cells.get(position))
+            self.ok.append(passes)
+            if kind == "identifier":
+                self.identifiers[column] = values
+            elif kind == "consent":
+                self.consent = values
+            elif kind == "postcode":
+                self.outputs[column.output_name or ""] = values
+            else:
+                if pa.types.is_date(values.type):
+                    self.dates[column.name] = values
+                if kind == "attribute":
+                    self.outputs[column.name] = values
+                else:
+                    births.append((column, values))
+        if context.bound.contract.identifiers:
+            self.ok.append(_any([pc.is_valid(v) for v in self.identifiers.values()], rows))
+        for column, born in births:
+            self._birth(column, born)
+
+    def _checked(self, column: Column, kind: str, cells: pa.Array,
+                 ascii_cells: pa.Array | None) -> tuple[pa.Array, pa.Array]:
+        """Which cells pass (a blank passes only in an optional column), and the values, null where blank.
+        Checks the file cannot fail (a length no line reaches, non-ASCII in an ASCII file) are skipped."""
+        length = pc.utf8_length(cells) if ascii_cells is not None else pc.binary_length(cells)
+        blank = pc.equal(length, 0)
+        any_blank = pc.any(blank).as_py()
+        if any_blank:
+            cells = pc.if_else(blank, pa.scalar(None, pa.string()), cells)
+        value_ok, values = self._column(column, kind, cells)
+        passes = pc.fill_null(value_ok, False)
+        if self.context.longest_line > column.max_length:
+            passes = pc.and_(passes, pc.less_equal(length, column.max_length))
+        if ascii_cells is not None:
+            passes = pc.and_(passes, ascii_cells)
+        if any_blank and not column.required:
+            passes = pc.or_(passes, blank)
+        return passes, values
+
+    def frame(self, numbers: pa.Array) -> pa.Table:
+        """Everything the accepted rows need, as one table to filter: outputs, dates, identifiers, consent."""
+        columns = {**self.outputs, **{_DATE + name: values for name, values in self.dates.items()},
+                   **{_ID + column.name: values for column, values in self.identifiers.items()}, _ROW: numbers}
+        if self.consent is not None:
+            columns[_CONSENT] = self.consent
+        return pa.table(columns)
+
+    def accepted(self) -> np.ndarray:
+        return _all(self.ok, self.rows).to_numpy(zero_copy_only=False)
+
+    def _column(self, column: Column, kind: str, cells: pa.Array) -> tuple[pa.Array, pa.Array]:
+        """(passes, value) for each non-blank cell, as the row path's `value` would decide it."""
+        if kind == "identifier" and column.id_type == "nhs_number":
+            return _nhs_numbers(cells)
+        if kind == "identifier" and column.id_type in ("partner_ref", "partner_pseudonym"):
+            # Trimmed printable ASCII with no tab inside is exactly what the row path's pattern allows here.
+            fits = pc.and_(pc.invert(pc.match_substring(cells, "\t")),
+                           pc.less_equal(pc.binary_length(cells), MAX_REFERENCE_LENGTH))
+            return fits, cells
+        if kind == "consent":
+            lowered = pc.ascii_lower(cells)
+            known = pc.is_in(lowered, pa.array(sorted(_TRUE | _FALSE)))
+            return known, pc.is_in(lowered, pa.array(sorted(_TRUE)))
+        if kind == "postcode":
+            return _postcodes(column, cells)
+        return self._distinct_values(column, kind, cells)
+
+    def _distinct_values(self, column: Column, kind: str, cells: pa.Array) -> tuple[pa.Array, pa.Array]:
+        """Each distinct cell converted once by the row path's own function; its failures left to the row path."""
+        encoded = cells.dictionary_encode()
+        values, passes = [], []
+        for text in encoded.dictionary.to_pylist():
+            try:
+                values.append(self.context.bound.value(column, kind, text, self.context.received))
+                passes.append(True)
+            except (InvalidValue, InvalidIdentifier):
+                values.append(None)
+                passes.append(False)
+        converted = pa.array(values, _value_type(column, kind)).take(encoded.indices)
+        return pa.array(passes, pa.bool_()).take(encoded.indices), converted
+
+    def _birth(self, column: Column, born: pa.Array) -> None:
+        """Birth dates become a month, or an age in months at an event date (which must not come first)."""
+        if column.generalise == "birth_month":
+            encoded = born.dictionary_encode()
+            months = [generalise.birth_month(value) for value in encoded.dictionary.to_pylist()]
+            self.outputs[column.output_name or ""] = pa.array(months, pa.string()).take(encoded.indices)
+            return
+        event = self.dates.get(column.at or "")
+        if event is None:
+            self.outputs[column.output_name or ""] = pa.nulls(self.rows, pa.int32())
+            return
+        months = pc.subtract(
+            pc.add(pc.multiply(pc.subtract(pc.year(event), pc.year(born)), 12),
+                   pc.subtract(pc.month(event), pc.month(born))),
+            pc.cast(pc.less(pc.day(event), pc.day(born)), pa.int64()))
+        self.ok.append(pc.fill_null(pc.greater_equal(months, 0), True))
+        self.outputs[column.output_name or ""] = months
+
+
+def _nhs_numbers(cells: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Ten digits (spaces and hyphens removed) whose modulus 11 check holds, as python-stdnum's nhs.checksum
+    computes it: the digits weighted 10 down to 1 sum to a multiple of 11. Tests hold the two equal."""
+    digits = cells
+    if not pc.all(pc.fill_null(pc.utf8_is_decimal(cells), True)).as_py():  # written with separators
+        for separator in (" ", "\t", "-"):
+            digits = pc.replace_substring(digits, separator, "")
+    shaped = pc.fill_null(pc.and_(pc.utf8_is_decimal(digits), pc.equal(pc.binary_length(digits), 10)), False)
+    candidates = digits.filter(shaped)
+    passes = np.zeros(len(cells), dtype=bool)
+    if len(candidates):
+        offsets = np.frombuffer(candidates.buffers()[1], dtype=np.int32)[candidates.offset:]
+        data = np.frombuffer(candidates.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[0] + 10 * len(candidates)]
+        sums = (data.reshape(-1, 10).astype(np.int64) - 48) @ _NHS_WEIGHTS
+        passes[np.flatnonzero(shaped.to_numpy(zero_copy_only=False))] = sums % 11 == 0
+    return pa.array(passes), digits
+
+
+def _postcodes(column: Column, cells: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """The row path's postcode pattern, run once per distinct cell by Arrow's regex engine (ASCII cells only
+    reach here, and in a plain line the only whitespace is a space or a tab)."""
+    encoded = cells.dictionary_encode()
+    parts = pc.extract_regex(pc.ascii_upper(encoded.dictionary), _POSTCODE)
+    matched = pc.is_valid(parts)
+    outward = pc.struct_field(parts, [0])
+    if column.generalise == "postcode_sector":
+        outward = pc.binary_join_element_wise(outward, pc.struct_field(parts, [1]), " ")
+    return matched.take(encoded.indices), outward.take(encoded.indices)
+
+
+def _hash(pseudonymiser: Pseudonymiser, id_type: str, values: pa.ChunkedArray, repeats: dict[str, bool]) -> pa.Array:
+    """Pseudonyms for one identifier column: messages built by Arrow, hashed in one loop, hex-encoded at once.
+
+    Where values repeat (a person with many rows), each distinct value is hashed once. Finding the distinct
+    values costs about a fifth of hashing them all, so a column whose last batch barely repeated is hashed
+    straight through; `repeats` carries that from batch to batch."""
+    values = values.combine_chunks()
+    encoded = values.dictionary_encode() if repeats.get(id_type, True) else None
+    distinct = encoded.dictionary if encoded is not None else values
+    if encoded is not None:
+        repeats[id_type] = len(distinct) < DISTINCT_WORTH_IT * max(len(values), 1)
+    messages = pc.binary_join_element_wise(pa.scalar(f"{id_type}:"), distinct, "").cast(pa.binary())
+    hexed = binascii.hexlify(pseudonymiser.digests(messages.drop_null().to_pylist()))
+    present = len(distinct) - distinct.null_count
+    offsets = np.arange(0, 32 * (present + 1), 32, dtype=np.int32)
+    pseudonyms = pa.StringArray.from_buffers(present, pa.py_buffer(offsets), pa.py_buffer(hexed))
+    if encoded is not None:
+        return pseudonyms.take(encoded.indices)
+    return _spread(pseudonyms, values)
+
+
+def _spread(present: pa.Array, values: pa.Array) -> pa.Array:
+    """Values computed for the non-null entries, put back in their places with nulls between."""
+    if values.null_count == 0:
+        return present
+    valid = values.is_valid().to_numpy(zero_copy_only=False)
+    return present.take(pa.array(np.cumsum(valid) - 1, mask=~valid))
+
+
+def _value_type(column: Column, kind: str) -> pa.DataType:
+    if kind == "birth_date":
+        return pa.date32()
+    if kind == "attribute":
+        return curated.attribute_type(column.type)
+    return pa.string()
+
+
+def _all(masks: list[pa.Array], rows: int | None = None) -> pa.Array:
+    if not masks:
+        return pa.array(np.ones(rows or 0, dtype=bool))
+    result = masks[0]
+    for mask in masks[1:]:
+        result = pc.and_(result, mask)
+    return result
+
+
+def _any(masks: list[pa.Array], rows: int) -> pa.Array:
+    if not masks:
+        return pa.array(np.zeros(rows, dtype=bool))
+    result = masks[0]
+    for mask in masks[1:]:
+        result = pc.or_(result, mask)
+    return result
