@@ -154,7 +154,7 @@ class _Batch:
             empty = pc.equal(pc.binary_length(trimmed if trimmed is not None else trim(cells, _SPACES)), 0)
             if not context.ascii:  # a cell of non-ASCII whitespace is blank to Python: decided below
                 empty = pc.or_(empty, pc.invert(pc.string_is_ascii(cells)))
-            doubt = doubt[empty.to_numpy(zero_copy_only=False)]
+            doubt = doubt[_bools(empty)]
         blank = np.zeros(batch.num_rows, dtype=bool)
         for index in doubt:
             blank[index] = context.ascii or not any(column[index].as_py().strip() for column in batch.columns)
@@ -333,7 +333,7 @@ class _Checks:
         return pa.table(columns)
 
     def accepted(self) -> np.ndarray:
-        return _all(self.ok, self.rows).to_numpy(zero_copy_only=False)
+        return _bools(_all(self.ok, self.rows))
 
     def _column(self, column: Column, kind: str, cells: pa.Array) -> tuple[pa.Array, pa.Array]:
         """(passes, value) for each non-blank cell, as the row path's `value` would decide it."""
@@ -399,7 +399,7 @@ def _nhs_numbers(cells: pa.Array) -> tuple[pa.Array, pa.Array]:
         offsets = np.frombuffer(candidates.buffers()[1], dtype=np.int32)[candidates.offset:]
         data = np.frombuffer(candidates.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[0] + 10 * len(candidates)]
         sums = (data.reshape(-1, 10).astype(np.int64) - 48) @ _NHS_WEIGHTS
-        passes[np.flatnonzero(shaped.to_numpy(zero_copy_only=False))] = sums % 11 == 0
+        passes[np.flatnonzero(_bools(shaped))] = sums % 11 == 0
     return pa.array(passes), digits
 
 
@@ -440,7 +440,7 @@ def _spread(present: pa.Array, values: pa.Array) -> pa.Array:
     """Values computed for the non-null entries, put back in their places with nulls between."""
     if values.null_count == 0:
         return present
-    valid = values.is_valid().to_numpy(zero_copy_only=False)
+    valid = _bools(values.is_valid())
     return present.take(pa.array(np.cumsum(valid) - 1, mask=~valid))
 
 
@@ -450,6 +450,15 @@ def _value_type(column: Column, kind: str) -> pa.DataType:
     if kind == "attribute":
         return curated.attribute_type(column.type)
     return pa.string()
+
+
+def _bools(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A boolean mask as NumPy, null counted as False (pyarrow would give an object array for a mask with nulls)."""
+    mask = pc.fill_null(mask, False)
+    if isinstance(mask, pa.ChunkedArray):
+        return np.concatenate([_bools(chunk) for chunk in mask.chunks]) if mask.num_chunks else np.zeros(0, bool)
+    bits = np.frombuffer(mask.buffers()[1], dtype=np.uint8)
+    return np.unpackbits(bits, bitorder="little")[mask.offset:mask.offset + len(mask)].astype(bool)
 
 
 def _all(masks: list[pa.Array], rows: int | None = None) -> pa.Array:
