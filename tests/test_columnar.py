@@ -1,0 +1,259 @@
+"""The columnar path gives exactly the row path's result: the same counts, receipt problems and curated rows in
+the same order, for files mixing every kind of column with valid, invalid, padded, blank and non-ASCII cells.
+
+These tests run the pipeline's core (`ingest.transform`) on local files, with no storage: both paths end in the
+same local Parquet files, which are compared whole. The row path is chosen by making `columnar.can_read` say
+no, which is how a quoted or Excel file reaches it in production.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import hypothesis.strategies as st
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from stdnum.gb import nhs
+
+from shared import columnar, synthetic
+from shared.contracts import FileRejected
+from shared.curated import CuratedWriter
+from shared.events import BlobCreated
+from shared.formats import _READ_CHUNK, scan_text
+from shared.ingest import Upload, transform
+from shared.keys import RootKey
+from shared.policy import load_policy
+from shared.pseudonymise import Pseudonymiser
+from shared.register import SuppressionSnapshot
+
+POLICY = """
+programme:
+  name: Columnar test programme
+  controller: Test
+  data_residency: UK
+  region: uksouth
+  area: {{postcode_districts: [SW9], la_number: 208, child_ages: [0, 4]}}
+  limits: {{max_file_mb: 10, max_line_chars: 400, max_rows: {max_rows}}}
+partners:
+  test-partner:
+    name: Test partner
+    kind: charity
+    datasets:
+      visits:
+        basis: consent
+        retention: {{anchor: date_of_birth, column: date_of_birth, years: 25}}
+        unexpected_columns: drop
+        invalid_rows: {invalid_rows}
+        columns:
+          nhs_number: {{role: identifier, type: nhs_number, required: false}}
+          upn: {{role: identifier, type: upn, required: false}}
+          family_ref: {{role: identifier, type: partner_ref, required: false}}
+          child_name: {{role: direct, required: false}}
+          postcode: {{role: quasi, generalise: postcode_sector}}
+          home_postcode: {{role: quasi, generalise: postcode_district, required: false}}
+          date_of_birth: {{role: quasi, generalise: age_in_months, at: visit_date}}
+          sibling_dob: {{role: quasi, generalise: birth_month, required: false}}
+          ethnicity: {{role: attribute, type: string, values: [WBRI, AIND]}}
+          note: {{role: attribute, type: string, required: false, max_length: 8}}
+          visit_date: {{role: attribute, type: date}}
+          sessions: {{role: attribute, type: integer, min: 0, max: 200, step: 5, required: false}}
+          score: {{role: attribute, type: number, min: 0, max: 10, required: false}}
+          first_visit: {{role: attribute, type: boolean, required: false}}
+          consent: {{role: consent}}
+"""
+HEADER = ["nhs_number", "upn", "family_ref", "child_name", "postcode", "home_postcode", "date_of_birth",
+          "sibling_dob", "ethnicity", "note", "visit_date", "sessions", "score", "first_visit", "consent", "extra"]
+KEY = bytes(range(32))
+RECEIVED = datetime(2026, 11, 1, tzinfo=UTC)
+
+_rng = random.Random(7)
+_NHS = [synthetic.nhs_number(_rng) for _ in range(6)]
+_UPN = [synthetic.unique_pupil_number(_rng, 208) for _ in range(3)]
+GOOD = {  # plain valid cells
+    "nhs_number": [*_NHS, ""],
+    "upn": [*_UPN, ""],
+    "family_ref": ["FA-1", "FA-2", "FA-3", ""],
+    "child_name": ["Amara Okafor", ""],
+    "postcode": ["SW9 8AB", "SE27 5TD", "SW2 4ZL"],
+    "home_postcode": ["SW9 8AB", ""],
+    "date_of_birth": ["2023-07-01", "2024-02-29", "2022-11-30"],
+    "sibling_dob": ["2021-05-20", ""],
+    "ethnicity": ["WBRI", "AIND"],
+    "note": ["ok", ""],
+    "visit_date": ["2026-04-17", "2026-09-20"],
+    "sessions": ["5", "10", ""],
+    "score": ["1.5", "10", ""],
+    "first_visit": ["Y", "n", ""],
+    "consent": ["Y", "Y", "N"],
+    "extra": ["", "anything"],
+}
+ODD = {  # cells the row path accepts in some other form, or refuses
+    "nhs_number": [f"{_NHS[1][:3]} {_NHS[1][3:6]} {_NHS[1][6:]}", f"{_NHS[2][:3]}-{_NHS[2][3:]}",
+                   f"{_NHS[3][:3]}\t{_NHS[3][3:]}", synthetic.wrong_check_digit(_NHS[4]), "12345",
+                   "１２３４５６７８９０", "\u00a0" + _NHS[5], " " + _NHS[0] + "\t"],
+    "upn": [_UPN[0].lower(), synthetic.wrong_check_letter(_UPN[1]), "A1234"],
+    "family_ref": [" FA-3 ", "FA\t4", "x" * 65, "Ré-5", "\u2003FA-6", "FA-7\u00a0"],
+    "child_name": ["Zoë", "   ", "\u00a0"],
+    "postcode": ["sw2 4zl", "SE27  5TD", "SW98AB", "SW9 8CB", "W1A 1AA", "", "SW9\t8AB", "ＳＷ9 8AB",
+                 "SW9 8AB\u00a0", "ß1 1AA"],
+    "home_postcode": ["BAD", " sw9 8ab"],
+    "date_of_birth": ["01/03/2023", "1/3/2023", "2023-13-01", "2030-01-01", "1850-01-01", "2023-07-01T00:00",
+                      "20230701", "2026-10-31", "", "2023-07-01\u2003"],
+    "sibling_dob": ["31/12/2020", "nope"],
+    "ethnicity": ["wbri", "XXXX", "", " WBRI", "WBRI\u00a0"],
+    "note": ["toolongnote", "naïve", "\u2003ok"],
+    "visit_date": ["17/04/2026", "2026-02-30", "", "2022-01-01"],
+    "sessions": ["0", "7", "-5", "205", "+5", "1_0", "x", "٥", " 15 "],
+    "score": ["0", "10.5", "-0", "1e1", "nan", "inf", "٣"],
+    "first_visit": ["TRUE", "0", "maybe", "Ｙ"],
+    "consent": ["yes", "1", "", "?", "Y\u00a0", "ｙ"],
+    "extra": ["\u00a0"],
+}
+
+
+def policy_file(tmp_path: Path, max_rows: int = 1000, invalid_rows: str = "drop_row") -> Path:
+    path = tmp_path / f"policy-{max_rows}-{invalid_rows}.yaml"
+    path.write_text(POLICY.format(max_rows=max_rows, invalid_rows=invalid_rows))
+    return path
+
+
+def run(policy_path: Path, content: bytes, *, rows_only: bool, monkeypatch: pytest.MonkeyPatch,
+        suppressed: dict[str, set[str]] | None = None) -> tuple[str | None, object]:
+    """The outcome of one upload on one path: (which path ran, everything a partner or a reader could see)."""
+    policy = load_policy(policy_path)
+    dataset = policy.partners["test-partner"].datasets["visits"]
+    upload = Upload(BlobCreated("drop-test-partner", "visits/file.csv"), "test-partner", "etag", RECEIVED,
+                    dataset=dataset)
+    writer = CuratedWriter(dataset.contract, {"fdp.ingest_id": "ingest-1"})
+    with monkeypatch.context() as patch:
+        if rows_only:
+            patch.setattr(columnar, "can_read", lambda *args: False)
+        try:
+            files = transform(io.BytesIO(content), policy, upload, "ingest-1", RootKey(KEY, "v1"),
+                              SuppressionSnapshot(suppressed or {}), writer)
+            stored = {month: pq.read_table(path) for month, path in files.items()}
+            outcome: object = (upload.counts.as_dict(), [p.as_dict() for p in upload.problems.listed],
+                               upload.problems.summary(), {m: (t.schema, t.to_pylist()) for m, t in stored.items()})
+        except FileRejected as rejected:
+            outcome = ("rejected", [p.as_dict() for p in rejected.problems])
+        finally:
+            writer.discard()
+    return upload.reader, outcome
+
+
+def both_paths(policy_path: Path, content: bytes, monkeypatch: pytest.MonkeyPatch, **options) -> tuple[str, object]:
+    reader, fast = run(policy_path, content, rows_only=False, monkeypatch=monkeypatch, **options)
+    _, slow = run(policy_path, content, rows_only=True, monkeypatch=monkeypatch, **options)
+    assert fast == slow
+    return reader or "", fast
+
+
+def csv_file(rows: list[list[str]], newline: str = "\r\n", header: list[str] = HEADER) -> bytes:
+    return newline.join([",".join(header), *(",".join(row) for row in rows), ""]).encode()
+
+
+cell_choices = st.lists(st.integers(0, 99), min_size=len(HEADER), max_size=len(HEADER))
+odd_cells = st.lists(st.tuples(st.sampled_from(HEADER), st.integers(0, 99)), max_size=2)
+rows_strategy = st.lists(st.tuples(cell_choices, odd_cells), min_size=1, max_size=40)
+
+
+def pick(choices: list[int], odd: list[tuple[str, int]] = ()) -> list[str]:
+    """A row of plain valid cells, with up to two odd ones in it."""
+    row = {name: GOOD[name][choice % len(GOOD[name])] for name, choice in zip(HEADER, choices, strict=True)}
+    for name, choice in odd:
+        row[name] = ODD[name][choice % len(ODD[name])]
+    return [row[name] for name in HEADER]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=rows_strategy, blank_every=st.integers(0, 7), newline=st.sampled_from(["\r\n", "\n"]))
+def test_random_files_give_the_row_paths_result(rows, blank_every, newline, tmp_path, monkeypatch):
+    lines = [pick(choices, odd) for choices, odd in rows]
+    if blank_every:  # blank rows keep their numbers: an empty line, or one of empty cells
+        for index in range(blank_every, len(lines), blank_every + 1):
+            lines.insert(index, [""] * len(HEADER) if index % 2 else [])
+    content = csv_file(lines, newline)
+    reader, _ = both_paths(policy_file(tmp_path), content, monkeypatch)
+    assert reader == "columnar"
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=rows_strategy, max_rows=st.integers(1, 12), invalid_rows=st.sampled_from(["drop_row", "reject_file"]))
+def test_row_limits_and_whole_file_rejections_match(rows, max_rows, invalid_rows, tmp_path, monkeypatch):
+    lines = [pick(choices, odd) for choices, odd in rows]
+    both_paths(policy_file(tmp_path, max_rows, invalid_rows), csv_file(lines), monkeypatch)
+
+
+def test_a_plain_file_is_read_by_the_columnar_path_and_its_rows_keep_their_order(tmp_path, monkeypatch):
+    lines = [pick([i % 3, i % 3, i % 3, 0, 0, 0, 0, 0, 0, 0, i % 2, 0, 0, 0, 0, 0]) for i in range(30)]
+    lines[7][4] = "not a postcode"  # goes to the row path, and its neighbours stay in order around it
+    reader, (counts, listed, _, stored) = both_paths(policy_file(tmp_path), csv_file(lines), monkeypatch)
+    assert reader == "columnar"
+    assert counts == {"read": 30, "stored": 29, "invalid": 1, "no_consent": 0, "suppressed": 0}
+    assert listed == [{"row": 9, "column": "postcode", "rule": "postcode.format",
+                       "message": "not a full UK postcode (for example SW9 8AB)"}]
+    [(_, records)] = stored.values()
+    assert [r["visit_date"] for r in records] == [date(2026, 4, 17) if i % 2 == 0 else date(2026, 9, 20)
+                                                  for i in range(30) if i != 7]
+
+
+def test_suppressed_people_are_counted_and_dropped_on_both_paths(tmp_path, monkeypatch):
+    lines = [pick([i, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]) for i in range(6)]
+    suppressed = Pseudonymiser(KEY).pseudonym("nhs_number", _NHS[1])
+    reader, (counts, *_) = both_paths(policy_file(tmp_path), csv_file(lines), monkeypatch,
+                                      suppressed={suppressed: {"consent"}, "someone-else": {"all"}})
+    assert reader == "columnar"
+    assert counts["suppressed"] == 1 and counts["stored"] == 5
+
+
+@pytest.mark.parametrize("trouble, rows_read", [
+    ('"quoted, with a comma"', 2),
+    ("a\rb", 3),  # a carriage return alone ends a line, for Python's csv module as for a spreadsheet
+], ids=["quote character", "lone carriage return"])
+def test_files_the_columnar_path_cannot_take_go_to_the_row_path(trouble, rows_read, tmp_path, monkeypatch):
+    lines = [pick([0] * len(HEADER)), pick([1] * len(HEADER))]
+    lines[1][3] = trouble
+    reader, (counts, *_) = both_paths(policy_file(tmp_path), csv_file(lines), monkeypatch)
+    assert reader == "rows"
+    assert counts["read"] == rows_read
+
+
+@pytest.mark.parametrize("odd_row", [["too", "few"], ["   "]], ids=["short row", "whitespace line"])
+def test_a_row_arrow_cannot_split_sends_the_whole_file_back_to_the_row_path(odd_row, tmp_path, monkeypatch):
+    lines = [pick([i % 5] * len(HEADER)) for i in range(10)]
+    lines.insert(5, odd_row)
+    reader, _ = both_paths(policy_file(tmp_path), csv_file(lines), monkeypatch)
+    assert reader == "rows"
+
+
+def test_the_vectorised_nhs_check_agrees_with_python_stdnum():
+    rng = random.Random(11)
+    numbers = [f"{rng.randrange(10**10):010d}" for _ in range(20_000)] + _NHS
+    passes, digits = columnar._nhs_numbers(pa.array(numbers))
+    assert passes.to_pylist() == [nhs.is_valid(number) for number in numbers]
+    assert sum(passes.to_pylist()) > 1000, "about one in eleven random numbers is valid"
+    assert digits.to_pylist() == numbers
+
+
+def test_batch_pseudonyms_equal_the_single_ones():
+    pseudonymiser = Pseudonymiser(KEY)
+    values = ["9434765919", "FA-1", "Ré-5", ""]
+    hexed = pseudonymiser.digests([f"nhs_number:{v}".encode() for v in values]).hex()
+    assert [hexed[i * 32:(i + 1) * 32] for i in range(len(values))] == \
+        [pseudonymiser.pseudonym("nhs_number", v) for v in values]
+
+
+def test_the_scan_sees_line_ends_split_across_its_chunks():
+    line = b"a" * (_READ_CHUNK - 1)
+    split_crlf = scan_text(io.BytesIO(line + b"\r\nnext\r\n"))
+    assert not split_crlf.lone_carriage_return
+    assert split_crlf.longest_line == len(line) + 1  # the carriage return counts: the measure errs long
+    assert scan_text(io.BytesIO(line + b"\rnext\n")).lone_carriage_return
+    assert scan_text(io.BytesIO(b"a,b\r\nc,d\r")).lone_carriage_return
+    long_tail = scan_text(io.BytesIO(b"x\n" + b"b" * (2 * _READ_CHUNK)))
+    assert long_tail.longest_line == 2 * _READ_CHUNK
