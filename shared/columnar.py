@@ -31,6 +31,7 @@ from shared.contracts import _FALSE, _TRUE, BoundContract, CheckedRow, Column, F
 from shared.formats import TextProfile
 from shared.generalise import InvalidValue
 from shared.pseudonymise import MAX_REFERENCE_LENGTH, InvalidIdentifier, Pseudonymiser, scoped_type
+from shared.receipts import RowCounts
 
 BLOCK_BYTES = 4 * 1024 * 1024
 """The file is read in blocks of about this size, each one batch (about 38,000 rows of 12 columns). Larger blocks
@@ -83,7 +84,7 @@ def can_read(profile: TextProfile | None, max_line_chars: int) -> bool:
             and not profile.lone_carriage_return and profile.longest_line <= max_line_chars)
 
 
-def transform(fh: IO[bytes], context: Context, counts: Any, writer: curated.CuratedWriter) -> None:
+def transform(fh: IO[bytes], context: Context, counts: RowCounts, writer: curated.CuratedWriter) -> None:
     """Check and store every row of the file; counts and problems accumulate as on the row path."""
     first_row = 2
     for batch in _batches(fh, context.bound.width):
@@ -121,7 +122,7 @@ def _batches(fh: IO[bytes], width: int) -> Iterator[pa.RecordBatch]:
 class _Batch:
     """One batch of rows: which are blank, which pass here, which go to the row path; then storage."""
 
-    def __init__(self, context: Context, batch: pa.RecordBatch, numbers: np.ndarray, counts: Any) -> None:
+    def __init__(self, context: Context, batch: pa.RecordBatch, numbers: np.ndarray, counts: RowCounts) -> None:
         self.context, self.counts = context, counts
         self.batch, self.numbers = batch, numbers
         trim = pc.ascii_trim if context.ascii else pc.utf8_trim
