@@ -16,7 +16,7 @@ order. It is built to be conservative, so that sameness holds by construction:
 from __future__ import annotations
 
 import binascii
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import IO, Any, Protocol
@@ -125,34 +125,35 @@ class _Batch:
     def __init__(self, context: Context, batch: pa.RecordBatch, numbers: np.ndarray, counts: RowCounts) -> None:
         self.context, self.counts = context, counts
         self.batch, self.numbers = batch, numbers
-        trim = pc.ascii_trim if context.ascii else pc.utf8_trim
-        self.trimmed = {position: trim(batch.column(position), _SPACES) for _, position, kind in context.bound.present
-                        if kind != "direct"}
+        self.trim = pc.ascii_trim if context.ascii else pc.utf8_trim
+        self.trimmed = {position: self.trim(batch.column(position), _SPACES)
+                        for _, position, kind in context.bound.present if kind != "direct"}
         self.ascii = {} if context.ascii else {position: pc.string_is_ascii(batch.column(position))
                                                for position in self.trimmed}
         blank = self._blank()
         if blank.any():
             keep = pa.array(~blank)
-            self.batch = batch.filter(keep)
-            self.numbers = numbers[~blank]
-            self.trimmed = {position: column.filter(keep) for position, column in self.trimmed.items()}
-            self.ascii = {position: column.filter(keep) for position, column in self.ascii.items()}
+            self._narrow(lambda array: array.filter(keep), numbers[~blank])
+
+    def _narrow(self, select: Callable[[Any], Any], numbers: np.ndarray) -> None:
+        """Keep only some rows of the batch and of everything computed from it so far."""
+        self.batch, self.numbers = select(self.batch), numbers
+        self.trimmed = {position: select(column) for position, column in self.trimmed.items()}
+        self.ascii = {position: select(column) for position, column in self.ascii.items()}
 
     def _blank(self) -> np.ndarray:
         """Rows with no text in any cell, as Python's strip() sees it. Nearly every row shows text in its first
         checked column, so each further column is looked at only for the rows still in doubt."""
         context, batch = self.context, self.batch
-        trim = pc.ascii_trim if context.ascii else pc.utf8_trim
         doubt = np.arange(batch.num_rows)
         order = [*self.trimmed, *(p for p in range(batch.num_columns) if p not in self.trimmed)]
         for position in order:
             if not len(doubt):
                 break
-            cells = batch.column(position).take(pa.array(doubt)) if len(doubt) < batch.num_rows else \
-                batch.column(position)
-            trimmed = self.trimmed[position].take(pa.array(doubt)) if position in self.trimmed and \
-                len(doubt) < batch.num_rows else self.trimmed.get(position)
-            empty = pc.equal(pc.binary_length(trimmed if trimmed is not None else trim(cells, _SPACES)), 0)
+            rows = None if len(doubt) == batch.num_rows else pa.array(doubt)
+            cells = _take(batch.column(position), rows)
+            trimmed = _take(self.trimmed[position], rows) if position in self.trimmed else self.trim(cells, _SPACES)
+            empty = pc.equal(pc.binary_length(trimmed), 0)
             if not context.ascii:  # a cell of non-ASCII whitespace is blank to Python: decided below
                 empty = pc.or_(empty, pc.invert(pc.string_is_ascii(cells)))
             doubt = doubt[_bools(empty)]
@@ -184,10 +185,7 @@ class _Batch:
 
     def _truncate(self, keep: int) -> None:
         self._overflow_row = self.numbers[keep]
-        self.batch = self.batch.slice(0, keep)
-        self.numbers = self.numbers[:keep]
-        self.trimmed = {position: column.slice(0, keep) for position, column in self.trimmed.items()}
-        self.ascii = {position: column.slice(0, keep) for position, column in self.ascii.items()}
+        self._narrow(lambda array: array.slice(0, keep), self.numbers[:keep])
 
     def _row_path(self, slow: np.ndarray) -> list[dict[str, Any]]:
         """Rows the vectorised checks could not accept, through the row path in file order."""
@@ -244,9 +242,7 @@ class _Batch:
         """Rows share few anchor dates: each distinct one is planned once, by the row path's own memo."""
         if anchor is None:
             return pa.array([self.context.handler.purge_month(None)] * rows, pa.string())
-        distinct = pc.unique(anchor)
-        months = pa.array([self.context.handler.purge_month(value) for value in distinct.to_pylist()], pa.string())
-        return months.take(pc.index_in(anchor, distinct))
+        return _per_distinct(anchor.combine_chunks(), self.context.handler.purge_month, pa.string(), nulls_too=True)
 
     def _write(self, table: pa.Table, writer: curated.CuratedWriter) -> None:
         months = pc.unique(table.column(curated.PURGE_MONTH))
@@ -370,9 +366,7 @@ class _Checks:
     def _birth(self, column: Column, born: pa.Array) -> None:
         """Birth dates become a month, or an age in months at an event date (which must not come first)."""
         if column.generalise == "birth_month":
-            encoded = born.dictionary_encode()
-            months = [generalise.birth_month(value) for value in encoded.dictionary.to_pylist()]
-            self.outputs[column.output_name or ""] = pa.array(months, pa.string()).take(encoded.indices)
+            self.outputs[column.output_name or ""] = _per_distinct(born, generalise.birth_month, pa.string())
             return
         event = self.dates.get(column.at or "")
         if event is None:
@@ -384,6 +378,14 @@ class _Checks:
             pc.cast(pc.less(pc.day(event), pc.day(born)), pa.int64()))
         self.ok.append(pc.fill_null(pc.greater_equal(months, 0), True))
         self.outputs[column.output_name or ""] = months
+
+
+def _per_distinct(values: pa.Array, convert: Callable[[Any], Any], kind: pa.DataType, *,
+                  nulls_too: bool = False) -> pa.Array:
+    """`convert` applied once to each distinct value and spread back over the array. Nulls stay null, unless
+    `nulls_too`: then None is converted like any other value (a row with no anchor date still has a purge month)."""
+    encoded = values.dictionary_encode(null_encoding="encode" if nulls_too else "mask")
+    return pa.array([convert(value) for value in encoded.dictionary.to_pylist()], kind).take(encoded.indices)
 
 
 def _nhs_numbers(cells: pa.Array) -> tuple[pa.Array, pa.Array]:
@@ -460,6 +462,10 @@ def _bools(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
         return np.concatenate([_bools(chunk) for chunk in mask.chunks]) if mask.num_chunks else np.zeros(0, bool)
     bits = np.frombuffer(mask.buffers()[1], dtype=np.uint8)
     return np.unpackbits(bits, bitorder="little")[mask.offset:mask.offset + len(mask)].astype(bool)
+
+
+def _take(array: pa.Array, rows: pa.Array | None) -> pa.Array:
+    return array if rows is None else array.take(rows)
 
 
 def _all(masks: list[pa.Array], rows: int | None = None) -> pa.Array:
