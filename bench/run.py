@@ -48,8 +48,8 @@ def peak_mb() -> float:
 
 def generate(rows: int) -> Path:
     """The benchmark file, written 50,000 rows at a time so generating it stays small too."""
-    from shared import synthetic
-    from shared.policy import load_policy
+    from devtools import synthetic
+    from shared.policy.loader import load_policy
 
     path = DATA / f"{DATASET}-{rows}.csv"
     if path.exists():
@@ -72,19 +72,19 @@ def generate(rows: int) -> Path:
 # The implementations -------------------------------------------------------------------------------------
 
 def run_core_rows(path: Path, out: Path) -> int:
-    from shared import columnar
+    from shared.ingest import columnar
 
     columnar.can_read = lambda *args: False
     return run_core(path, out)
 
 
 def run_core(path: Path, out: Path) -> int:
-    from shared.curated import CuratedWriter
-    from shared.events import BlobCreated
-    from shared.ingest import Upload, transform
-    from shared.keys import RootKey
-    from shared.policy import load_policy
-    from shared.register import SuppressionSnapshot
+    from shared.identity.keys import RootKey
+    from shared.identity.register import SuppressionSnapshot
+    from shared.ingest.curated import CuratedWriter
+    from shared.ingest.events import BlobCreated
+    from shared.ingest.pipeline import Upload, transform
+    from shared.policy.loader import load_policy
 
     policy = load_policy(POLICY)
     dataset = policy.partners[PARTNER].datasets[DATASET]
@@ -144,7 +144,8 @@ def profile_core(path: Path) -> dict[str, float]:
     """Where the core's time goes on one file: each stage timed by a wrapper around the function doing it."""
     import functools
 
-    from shared import columnar, curated, ingest
+    from shared.ingest import columnar, curated
+    from shared.ingest import pipeline as ingest
 
     spent: dict[str, float] = {}
 
@@ -189,7 +190,7 @@ RUNNERS = {"core": run_core, "core-rows": run_core_rows, "pandas": run_pandas, "
 
 def warm_up(implementation: str) -> None:
     """Imports are done before the clock starts, as they are once per process in a Functions host."""
-    core = ["shared.ingest", "shared.curated"]
+    core = ["shared.ingest.pipeline", "shared.ingest.curated"]
     modules = {"core": core, "core-rows": core, "pandas": ["pandas", "pyarrow.parquet"],
                "presidio": ["pandas", "presidio_structured", "presidio_anonymizer", "pyarrow.parquet"]}
     for module in modules[implementation]:
@@ -217,10 +218,10 @@ def storage_figures(path: Path, store_sizes: list[int]) -> dict[str, Any]:
     import random
 
     from devtools import azurite
-    from shared.formats import spool
-    from shared.settings import Settings
-    from shared.storage import LINKS, SUBJECTS, Storage
-    from shared.subjects import SubjectIndex, link_rows, subject_rows
+    from shared.identity.subjects import SubjectIndex, link_rows, subject_rows
+    from shared.ingest.formats import spool
+    from shared.platform.settings import Settings
+    from shared.platform.storage import LINKS, SUBJECTS, Storage
 
     server = azurite.start()
     try:

@@ -24,13 +24,13 @@ import sys
 
 from azure.core.exceptions import ResourceExistsError
 
-from devtools import azurite
+from devtools import azurite, synthetic
 from devtools.eventgrid import deliver_in_process, waiting_uploads
-from shared import runtime, synthetic
-from shared.audit import AuditLog
-from shared.policy import load_policy
-from shared.settings import Settings
-from shared.storage import AUDIT, CURATED, INGESTS, RECEIPTS, Storage
+from shared import runtime
+from shared.platform.audit import AuditLog
+from shared.platform.settings import Settings
+from shared.platform.storage import AUDIT, CURATED, INGESTS, RECEIPTS, Storage
+from shared.policy.loader import load_policy
 
 ROOT = azurite.ROOT
 STATE = ROOT / ".azurite"

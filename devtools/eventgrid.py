@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from shared.events import blob_created_event
-from shared.settings import Settings
-from shared.storage import Storage
+from shared.ingest.events import blob_created_event
+from shared.platform.settings import Settings
+from shared.platform.storage import Storage
 
 
 def waiting_uploads(storage: Storage) -> list[dict[str, Any]]:

@@ -101,8 +101,8 @@ def main() -> None:
     try:
         if args.watch:
             from devtools.eventgrid import watch
-            from shared.settings import Settings
-            from shared.storage import Storage
+            from shared.platform.settings import Settings
+            from shared.platform.storage import Storage
 
             watch(Storage.from_settings(Settings.from_env()), threading.Event())
         else:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import azure.functions as func
 
 from devtools.eventgrid import indexed_functions
-from shared.settings import Settings
-from shared.storage import RIGHTS_QUEUE, Storage
+from shared.platform.settings import Settings
+from shared.platform.storage import RIGHTS_QUEUE, Storage
 
 QUEUE_FUNCTIONS = {RIGHTS_QUEUE: "rights_worker"}
 

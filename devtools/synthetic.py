@@ -18,8 +18,8 @@ from datetime import date, timedelta
 
 from stdnum.gb import nhs, upn
 
-from shared.contracts import Column
-from shared.policy import Dataset, Policy
+from shared.policy.contracts import Column
+from shared.policy.loader import Dataset, Policy
 
 FIRST_NAMES = ["Amara", "Oliver", "Zainab", "Jack", "Maya", "Kwame", "Isla", "Mohammed", "Freya", "Tomasz",
                "Aisha", "Leo", "Chloe", "Dev", "Grace", "Yusuf", "Ruby", "Oscar", "Hana", "Noah"]

@@ -10,9 +10,9 @@ from typing import Any
 
 import azure.functions as func
 
-from shared.auth import Caller, Problem, identify, require
+from shared.platform.auth import Caller, Problem, identify, require
+from shared.platform.settings import ConfigurationError
 from shared.runtime import platform
-from shared.settings import ConfigurationError
 
 NO_STORE = {"Cache-Control": "no-store"}
 

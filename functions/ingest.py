@@ -9,7 +9,7 @@ import logging
 
 import azure.functions as func
 
-from shared.events import parse_blob_created
+from shared.ingest.events import parse_blob_created
 from shared.runtime import ingest_pipeline
 
 bp = func.Blueprint()

@@ -3,7 +3,7 @@
 import azure.functions as func
 
 from functions.http import admin_call, json_body
-from shared.auth import PLATFORM_ADMIN, Problem
+from shared.platform.auth import PLATFORM_ADMIN, Problem
 from shared.runtime import drop_zones
 
 bp = func.Blueprint()

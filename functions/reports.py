@@ -7,7 +7,7 @@ import logging
 import azure.functions as func
 
 from functions.http import admin_call
-from shared.auth import ANALYST, DATA_PROTECTION_OFFICER, Problem
+from shared.platform.auth import ANALYST, DATA_PROTECTION_OFFICER, Problem
 from shared.runtime import extract_service, report_service
 
 bp = func.Blueprint()

@@ -7,13 +7,13 @@ from datetime import UTC, date, datetime
 import azure.functions as func
 
 from functions.http import admin_call, json_body
-from shared.auth import PLATFORM_ADMIN, Problem
-from shared.holds import HoldRegister
-from shared.pseudonymise import Pseudonymiser
-from shared.rights import given_identifiers
+from shared.identity.pseudonymise import Pseudonymiser
+from shared.identity.subjects import SubjectIndex
+from shared.platform.auth import PLATFORM_ADMIN, Problem
+from shared.platform.storage import HOLDS, LINKS, SUBJECTS
+from shared.retention.holds import HoldRegister
+from shared.rights.service import given_identifiers
 from shared.runtime import ingest_pipeline, platform, retention_service
-from shared.storage import HOLDS, LINKS, SUBJECTS
-from shared.subjects import SubjectIndex
 
 bp = func.Blueprint()
 

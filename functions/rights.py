@@ -6,10 +6,10 @@ import json
 import azure.functions as func
 
 from functions.http import admin_call, json_body, json_response
-from shared.auth import DATA_PROTECTION_OFFICER
-from shared.requests import IN_PROGRESS
+from shared.platform.auth import DATA_PROTECTION_OFFICER
+from shared.platform.storage import RIGHTS_QUEUE
+from shared.rights.requests import IN_PROGRESS
 from shared.runtime import rights_service
-from shared.storage import RIGHTS_QUEUE
 
 bp = func.Blueprint()
 

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import azure.functions as func
 
 from functions.http import json_body, json_response, problem_response
-from shared.auth import Problem
+from shared.platform.auth import Problem
 from shared.runtime import drop_zones, platform
 
 bp = func.Blueprint()

@@ -15,10 +15,10 @@ import os
 import sys
 from pathlib import Path
 
-from shared.audit import AuditLog
-from shared.policy import PolicyError, load_policy
-from shared.settings import Settings
-from shared.storage import AUDIT, Storage
+from shared.platform.audit import AuditLog
+from shared.platform.settings import Settings
+from shared.platform.storage import AUDIT, Storage
+from shared.policy.loader import PolicyError, load_policy
 
 
 def verify_audit(storage: Storage) -> int:

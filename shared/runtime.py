@@ -5,17 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from shared.audit import AuditLog
-from shared.extracts import ExtractService
-from shared.ingest import IngestPipeline
-from shared.keys import key_source_from_settings
-from shared.partners import DropZones
-from shared.policy import Policy, load_policy
-from shared.purge import RetentionService
-from shared.reports import ReportService
-from shared.rights import RightsService
-from shared.settings import Settings
-from shared.storage import AUDIT, Storage
+from shared.identity.keys import key_source_from_settings
+from shared.ingest.dropzones import DropZones
+from shared.ingest.pipeline import IngestPipeline
+from shared.platform.audit import AuditLog
+from shared.platform.settings import Settings
+from shared.platform.storage import AUDIT, Storage
+from shared.policy.loader import Policy, load_policy
+from shared.publishing.extracts import ExtractService
+from shared.publishing.reports import ReportService
+from shared.retention.purge import RetentionService
+from shared.rights.service import RightsService
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from azure.core.exceptions import ResourceNotFoundError
 
 from devtools import azurite
 from shared import runtime
-from shared.policy import Policy, load_policy
-from shared.storage import Storage
+from shared.platform.storage import Storage
+from shared.policy.loader import Policy, load_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = {path.stem: path for path in sorted((ROOT / "policies").glob("*.yaml"))}
@@ -42,7 +42,7 @@ def storage(azurite_server: azurite.Azurite) -> Storage:
 
 
 def _settings_for(server: azurite.Azurite, policy: Path):
-    from shared.settings import Settings
+    from shared.platform.settings import Settings
 
     return Settings.from_env(_env(server, policy))
 

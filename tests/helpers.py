@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 from azure.core.exceptions import ResourceExistsError
 
 from devtools.eventgrid import deliver_in_process, waiting_uploads
-from shared.storage import CURATED, PLATFORM_CONTAINERS, PLATFORM_TABLES, RECEIPTS, Storage
+from shared.platform.storage import CURATED, PLATFORM_CONTAINERS, PLATFORM_TABLES, RECEIPTS, Storage
 
 
 def upload(storage: Storage, partner: str, blob_name: str, content: bytes) -> None:
@@ -78,7 +78,7 @@ def everything_stored(storage: Storage) -> str:
 
 def principal(caller_id: str, *roles: str) -> dict[str, str]:
     """The header App Service authentication sets for a signed-in caller with these app roles."""
-    from shared.auth import encode_principal
+    from shared.platform.auth import encode_principal
 
     return {"x-ms-client-principal": encode_principal(caller_id, list(roles))}
 

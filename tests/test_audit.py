@@ -10,8 +10,8 @@ import pytest
 from azure.data.tables import UpdateMode
 
 from shared import cli
-from shared.audit import PARTITION, AuditLog, entry_hash
-from shared.storage import AUDIT
+from shared.platform.audit import PARTITION, AuditLog, entry_hash
+from shared.platform.storage import AUDIT
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from shared import synthetic
-from shared.storage import LINKS, SUBJECTS
+from devtools import synthetic
+from shared.platform.storage import LINKS, SUBJECTS
 from tests.conftest import POLICIES
 from tests.helpers import curated_rows, deliver_all, ledger_rows, raw_blobs, receipts, upload
 

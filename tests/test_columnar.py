@@ -20,16 +20,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from stdnum.gb import nhs
 
-from shared import columnar, synthetic
-from shared.contracts import FileRejected
-from shared.curated import CuratedWriter
-from shared.events import BlobCreated
-from shared.formats import _READ_CHUNK, scan_text
-from shared.ingest import Upload, transform
-from shared.keys import RootKey
-from shared.policy import load_policy
-from shared.pseudonymise import Pseudonymiser
-from shared.register import SuppressionSnapshot
+from devtools import synthetic
+from shared.identity.keys import RootKey
+from shared.identity.pseudonymise import Pseudonymiser
+from shared.identity.register import SuppressionSnapshot
+from shared.ingest import columnar
+from shared.ingest.curated import CuratedWriter
+from shared.ingest.events import BlobCreated
+from shared.ingest.formats import _READ_CHUNK, scan_text
+from shared.ingest.pipeline import Upload, transform
+from shared.policy.contracts import FileRejected
+from shared.policy.loader import load_policy
 
 POLICY = """
 programme:

@@ -10,13 +10,13 @@ import pytest
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 
+from devtools import synthetic
 from devtools.eventgrid import waiting_uploads
-from shared import synthetic
-from shared.audit import AuditLog
-from shared.events import parse_blob_created
-from shared.ingest import STEPS, IngestPipeline
-from shared.keys import LocalKeySource
-from shared.storage import AUDIT, Storage
+from shared.identity.keys import LocalKeySource
+from shared.ingest.events import parse_blob_created
+from shared.ingest.pipeline import STEPS, IngestPipeline
+from shared.platform.audit import AuditLog
+from shared.platform.storage import AUDIT, Storage
 from tests.conftest import TEST_ROOT_KEY
 from tests.helpers import curated_files, curated_rows, deliver_all, ledger_rows, raw_blobs, receipts, upload
 

@@ -1,5 +1,5 @@
 """Disclosure control: primary rules, secondary suppression, and the linear-programming attack, including
-property-based tests over random tables with an attack written independently of shared/disclosure.py."""
+property-based tests over random tables with an attack written independently of shared/publishing/disclosure.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from shared.disclosure import SUPPRESSED, Rule, Table, protect
+from shared.publishing.disclosure import SUPPRESSED, Rule, Table, protect
 
 
 def test_one_way_table_with_its_total():

@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from shared import synthetic
-from shared.policy import load_policy
+from devtools import synthetic
+from shared.policy.loader import load_policy
 from tests.conftest import POLICIES, TEST_ROOT_KEY
 from tests.helpers import (
     curated_files,
@@ -34,7 +34,7 @@ def _datasets():
 
 
 def brief_pseudonym(id_type: str, value: str) -> str:
-    """The brief's formula, written out independently of shared/pseudonymise.py."""
+    """The brief's formula, written out independently of shared/identity/pseudonymise.py."""
     domain_key = hmac.new(TEST_ROOT_KEY, b"fdp:domain:subject", hashlib.sha256).digest()
     return hmac.new(domain_key, f"{id_type}:{value}".encode(), hashlib.sha256).digest()[:16].hex()
 

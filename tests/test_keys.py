@@ -11,14 +11,14 @@ import json
 import pytest
 from azure.keyvault.secrets import SecretClient
 
+from devtools import synthetic
 from devtools.eventgrid import waiting_uploads
-from shared import synthetic
-from shared.audit import AuditLog
-from shared.events import parse_blob_created
-from shared.ingest import IngestPipeline
-from shared.keys import KeyVaultKeySource, key_source_from_settings
-from shared.settings import ConfigurationError, Settings
-from shared.storage import AUDIT
+from shared.identity.keys import KeyVaultKeySource, key_source_from_settings
+from shared.ingest.events import parse_blob_created
+from shared.ingest.pipeline import IngestPipeline
+from shared.platform.audit import AuditLog
+from shared.platform.settings import ConfigurationError, Settings
+from shared.platform.storage import AUDIT
 from tests import keyvault_stub
 from tests.helpers import curated_rows, ledger_rows, upload
 

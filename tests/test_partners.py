@@ -12,10 +12,10 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import ContainerClient
 
+from devtools import synthetic
 from devtools.localhost import http_routes
-from shared import synthetic
-from shared.audit import AuditLog
-from shared.storage import AUDIT
+from shared.platform.audit import AuditLog
+from shared.platform.storage import AUDIT
 from tests.helpers import deliver_all, http_api, principal
 
 ADMIN = principal("admin-object-id", "Platform.Admin")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from shared import cli
-from shared.policy import PolicyError, load_policy
+from shared.policy.loader import PolicyError, load_policy
 from tests.conftest import POLICIES
 
 SEEDS = Path(__file__).resolve().parent.parent.parent / "shared" / "seeds"

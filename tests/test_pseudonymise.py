@@ -9,9 +9,9 @@ from datetime import date
 
 import pytest
 
-from shared.generalise import InvalidValue, age_in_months, postcode_district, postcode_sector
-from shared.pseudonymise import InvalidIdentifier, Pseudonymiser, normalise, scoped_type
-from shared.retention import Offset, RetentionRule, add_offset, purge_month
+from shared.identity.pseudonymise import InvalidIdentifier, Pseudonymiser, normalise, scoped_type
+from shared.policy.generalise import InvalidValue, age_in_months, postcode_district, postcode_sector
+from shared.policy.retention_rules import Offset, RetentionRule, add_offset, purge_month
 
 ROOT = bytes(range(32))
 

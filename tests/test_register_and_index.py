@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import base64
 
-from shared import synthetic
-from shared.pseudonymise import Pseudonymiser, normalise
-from shared.register import ALL_DATASETS, CONSENT_DATASETS, SuppressionRegister
-from shared.storage import LINKS, REGISTER, SUBJECTS
-from shared.subjects import SubjectIndex
+from devtools import synthetic
+from shared.identity.pseudonymise import Pseudonymiser, normalise
+from shared.identity.register import ALL_DATASETS, CONSENT_DATASETS, SuppressionRegister
+from shared.identity.subjects import SubjectIndex
+from shared.platform.storage import LINKS, REGISTER, SUBJECTS
 from tests.conftest import TEST_ROOT_KEY
 from tests.helpers import curated_rows, deliver_all, receipts, upload
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from shared import synthetic
-from shared.curated import SUBJECT_ID
-from shared.policy import load_policy
-from shared.purge import RetentionService
-from shared.register import RESTRICTED, SuppressionRegister
-from shared.storage import EXPORTS, REGISTER, REPORTS
+from devtools import synthetic
+from shared.identity.register import RESTRICTED, SuppressionRegister
+from shared.ingest.curated import SUBJECT_ID
+from shared.platform.storage import EXPORTS, REGISTER, REPORTS
+from shared.policy.loader import load_policy
+from shared.retention.purge import RetentionService
 from tests.conftest import POLICIES
 from tests.helpers import curated_rows, deliver_all, http_api, principal, upload
 

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from shared.audit import AuditLog
-from shared.holds import HoldRegister
-from shared.policy import load_policy
-from shared.pseudonymise import Pseudonymiser, normalise
-from shared.purge import RetentionService
-from shared.retention import Offset, add_offset
-from shared.storage import AUDIT, EXPORTS, HOLDS, LINKS, REPORTS, SUBJECTS
-from shared.subjects import SubjectIndex
+from shared.identity.pseudonymise import Pseudonymiser, normalise
+from shared.identity.subjects import SubjectIndex
+from shared.platform.audit import AuditLog
+from shared.platform.storage import AUDIT, EXPORTS, HOLDS, LINKS, REPORTS, SUBJECTS
+from shared.policy.loader import load_policy
+from shared.policy.retention_rules import Offset, add_offset
+from shared.retention.holds import HoldRegister
+from shared.retention.purge import RetentionService
 from tests.conftest import TEST_ROOT_KEY
 from tests.helpers import curated_files, curated_rows, deliver_all, http_api, principal, upload
 

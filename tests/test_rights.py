@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from devtools.queues import drain
-from shared.audit import AuditLog
-from shared.deadlines import due_date
-from shared.register import SuppressionRegister
-from shared.storage import AUDIT, REGISTER, SUBJECTS
+from shared.identity.register import SuppressionRegister
+from shared.platform.audit import AuditLog
+from shared.platform.storage import AUDIT, REGISTER, SUBJECTS
+from shared.rights.deadlines import due_date
 from tests.helpers import curated_rows, deliver_all, http_api, principal, receipts, upload
 
 DPO = principal("dpo-object-id", "DataProtection.Officer")
@@ -154,7 +154,7 @@ def test_erasure_removes_every_row_and_later_uploads_of_them_are_dropped(api, st
 
 
 def done_pseudonyms(storage, value: str) -> set[str]:
-    from shared.pseudonymise import Pseudonymiser, normalise
+    from shared.identity.pseudonymise import Pseudonymiser, normalise
     from tests.conftest import TEST_ROOT_KEY
 
     return {Pseudonymiser(TEST_ROOT_KEY).pseudonym("nhs_number", normalise("nhs_number", value))}

@@ -12,10 +12,9 @@ from urllib.parse import quote
 import pytest
 from azure.storage.blob import CorsRule
 
-from devtools import localhost
+from devtools import localhost, synthetic
 from devtools.azurite import free_port
 from devtools.eventgrid import watch
-from shared import synthetic
 from shared.runtime import drop_zones
 from tests.helpers import ledger_rows
 

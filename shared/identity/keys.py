@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from shared.settings import ConfigurationError, Settings
+from shared.platform.settings import ConfigurationError, Settings
 
 ROOT_KEY_BYTES = 32
 LOCAL_KEY_VERSION = "local-development"

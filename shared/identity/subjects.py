@@ -15,7 +15,7 @@ from typing import Any
 
 from azure.data.tables import TableClient
 
-from shared.storage import upsert_in_transactions
+from shared.platform.storage import upsert_in_transactions
 
 
 def _partition(pseudonym: str) -> str:

@@ -26,12 +26,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from shared import curated, generalise
-from shared.contracts import _FALSE, _TRUE, BoundContract, CheckedRow, Column, FileRejected, Problem
-from shared.formats import TextProfile
-from shared.generalise import InvalidValue
-from shared.pseudonymise import MAX_REFERENCE_LENGTH, InvalidIdentifier, Pseudonymiser, scoped_type
-from shared.receipts import RowCounts
+from shared.identity.pseudonymise import MAX_REFERENCE_LENGTH, InvalidIdentifier, Pseudonymiser, scoped_type
+from shared.ingest import curated
+from shared.ingest.formats import TextProfile
+from shared.ingest.receipts import RowCounts
+from shared.policy import generalise
+from shared.policy.contracts import _FALSE, _TRUE, BoundContract, CheckedRow, Column, FileRejected, Problem
+from shared.policy.generalise import InvalidValue
 
 BLOCK_BYTES = 4 * 1024 * 1024
 """The file is read in blocks of about this size, each one batch (about 38,000 rows of 12 columns). Larger blocks

@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shared.contracts import Contract
+from shared.policy.contracts import Contract
 
 SUBJECT_ID = "subject_id"
 INGEST_ID = "_ingest_id"
@@ -134,7 +134,7 @@ class CuratedWriter:
 
 def file_metadata(local: Path, dataset: Any, partner: str, ingest_id: str, received: date) -> dict[str, str]:
     """Blob metadata that lets retention plan without opening the file: rows, the rule it was planned under."""
-    from shared.retention import fingerprint
+    from shared.policy.retention_rules import fingerprint
 
     return {"rows": str(pq.ParquetFile(local).metadata.num_rows), "dataset": dataset.name, "partner": partner,
             "ingest_id": ingest_id, "received": received.isoformat(), "retention": fingerprint(dataset.retention)}
@@ -150,7 +150,7 @@ def download(storage: Any, name: str) -> tuple[pa.Table, Any] | None:
     """A curated file's rows and its blob properties (ETag, metadata), from one read; None if it is gone."""
     from azure.core.exceptions import ResourceNotFoundError
 
-    from shared.storage import CURATED
+    from shared.platform.storage import CURATED
 
     try:
         stream = storage.platform_blob(CURATED, name).download_blob()

@@ -21,12 +21,12 @@ from urllib.parse import parse_qs, urlsplit
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import AccessPolicy, ContainerClient, generate_container_sas
 
-from shared.auth import Problem
-from shared.events import BlobCreated
-from shared.ledger import FINAL, Ledger
-from shared.policy import Partner, Policy
-from shared.receipts import receipt_path
-from shared.storage import INGESTS, RECEIPTS, Storage
+from shared.ingest.events import BlobCreated
+from shared.ingest.ledger import FINAL, Ledger
+from shared.ingest.receipts import receipt_path
+from shared.platform.auth import Problem
+from shared.platform.storage import INGESTS, RECEIPTS, Storage
+from shared.policy.loader import Partner, Policy
 
 CREATE_ONLY = "c"
 _GENERATION = re.compile(r"^upload-(\d+)$")

@@ -18,7 +18,7 @@ from typing import IO
 
 import numpy as np
 
-from shared.contracts import FileRejected, Problem
+from shared.policy.contracts import FileRejected, Problem
 
 _READ_CHUNK = 1024 * 1024
 _CONTROL = frozenset([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])

@@ -25,20 +25,20 @@ from typing import IO, Any
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
-from shared import columnar, curated, ledger
-from shared.audit import AuditLog
-from shared.contracts import BoundContract, CheckedRow, FileRejected, Problem
-from shared.events import BlobCreated, bare_etag
-from shared.formats import TextProfile, read_table, spool, too_large
-from shared.keys import KeySource, RootKey
-from shared.ledger import Ledger
-from shared.policy import Dataset, Partner, Policy
-from shared.pseudonymise import Pseudonymiser, scoped_type
-from shared.receipts import ProblemLog, RowCounts, build_receipt, receipt_path
-from shared.register import SuppressionRegister, SuppressionSnapshot
-from shared.retention import purge_month
-from shared.storage import AUDIT, CURATED, INGESTS, LINKS, RECEIPTS, REGISTER, SUBJECTS, Storage
-from shared.subjects import SubjectIndex, link_rows, subject_rows
+from shared.identity.keys import KeySource, RootKey
+from shared.identity.pseudonymise import Pseudonymiser, scoped_type
+from shared.identity.register import SuppressionRegister, SuppressionSnapshot
+from shared.identity.subjects import SubjectIndex, link_rows, subject_rows
+from shared.ingest import columnar, curated, ledger
+from shared.ingest.events import BlobCreated, bare_etag
+from shared.ingest.formats import TextProfile, read_table, spool, too_large
+from shared.ingest.ledger import Ledger
+from shared.ingest.receipts import ProblemLog, RowCounts, build_receipt, receipt_path
+from shared.platform.audit import AuditLog
+from shared.platform.storage import AUDIT, CURATED, INGESTS, LINKS, RECEIPTS, REGISTER, SUBJECTS, Storage
+from shared.policy.contracts import BoundContract, CheckedRow, FileRejected, Problem
+from shared.policy.loader import Dataset, Partner, Policy
+from shared.policy.retention_rules import purge_month
 
 log = logging.getLogger("fdp.ingest")
 

@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.contracts import Problem
+from shared.policy.contracts import Problem
 
 MAX_LISTED_PROBLEMS = 1000
 

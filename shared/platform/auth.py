@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shared.settings import ConfigurationError, running_in_azure
+from shared.platform.settings import ConfigurationError, running_in_azure
 
 PLATFORM_ADMIN = "Platform.Admin"
 DATA_PROTECTION_OFFICER = "DataProtection.Officer"

@@ -25,7 +25,7 @@ from azure.storage.blob import (
 )
 from azure.storage.queue import QueueClient, QueueServiceClient
 
-from shared.settings import Settings
+from shared.platform.settings import Settings
 
 CURATED = "curated"
 RECEIPTS = "receipts"

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cached_property
 
-from shared import generalise
-from shared.generalise import InvalidValue
-from shared.pseudonymise import InvalidIdentifier, normalise
+from shared.identity.pseudonymise import InvalidIdentifier, normalise
+from shared.policy import generalise
+from shared.policy.generalise import InvalidValue
 
 ROLES = ("identifier", "direct", "quasi", "attribute", "consent")
 GENERALISATIONS = ("postcode_district", "postcode_sector", "birth_month", "age_in_months")

@@ -15,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from shared.contracts import (
+from shared.identity.pseudonymise import BASE_TYPES
+from shared.policy.contracts import (
     ATTRIBUTE_TYPES,
     DEFAULT_MAX_LENGTH,
     GENERALISATIONS,
@@ -25,9 +26,8 @@ from shared.contracts import (
     Column,
     Contract,
 )
-from shared.disclosure import RULES, Rule
-from shared.pseudonymise import BASE_TYPES
-from shared.retention import ANCHORS, Offset, RetentionRule
+from shared.policy.retention_rules import ANCHORS, Offset, RetentionRule
+from shared.publishing.disclosure import RULES, Rule
 
 UK_REGIONS = ("uksouth", "ukwest")
 EU_REGIONS = (

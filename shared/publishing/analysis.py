@@ -11,8 +11,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from shared import curated
-from shared.storage import CURATED, LINKS, REGISTER, Storage
+from shared.ingest import curated
+from shared.platform.storage import CURATED, LINKS, REGISTER, Storage
 
 
 @dataclass

@@ -16,14 +16,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from shared import analysis
-from shared.audit import AuditLog
-from shared.auth import Problem
-from shared.csvsafe import to_csv
-from shared.keys import KeySource
-from shared.policy import ExtractSpec, Policy
-from shared.pseudonymise import Pseudonymiser
-from shared.storage import AUDIT, EXPORTS, Storage
+from shared.identity.keys import KeySource
+from shared.identity.pseudonymise import Pseudonymiser
+from shared.platform.audit import AuditLog
+from shared.platform.auth import Problem
+from shared.platform.csvsafe import to_csv
+from shared.platform.storage import AUDIT, EXPORTS, Storage
+from shared.policy.loader import ExtractSpec, Policy
+from shared.publishing import analysis
 
 RECIPIENT_ID = "research_id"
 

@@ -19,13 +19,13 @@ from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from shared import analysis
-from shared.audit import AuditLog
-from shared.auth import Problem
-from shared.csvsafe import to_csv
-from shared.disclosure import SUPPRESSED, Protection, Table, protect
-from shared.policy import Policy, ReportSpec
-from shared.storage import AUDIT, REPORTS, Storage
+from shared.platform.audit import AuditLog
+from shared.platform.auth import Problem
+from shared.platform.csvsafe import to_csv
+from shared.platform.storage import AUDIT, REPORTS, Storage
+from shared.policy.loader import Policy, ReportSpec
+from shared.publishing import analysis
+from shared.publishing.disclosure import SUPPRESSED, Protection, Table, protect
 
 NOT_RECORDED = "not recorded"
 

@@ -15,7 +15,7 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
-from shared.auth import Problem
+from shared.platform.auth import Problem
 
 PARTITION = "hold"
 

@@ -27,13 +27,13 @@ import pyarrow.compute as pc
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
-from shared import curated
-from shared.audit import AuditLog
-from shared.holds import ActiveHolds, HoldRegister
-from shared.policy import Dataset, Policy
-from shared.retention import describe, due, fingerprint, purge_month
-from shared.storage import AUDIT, CURATED, EXPORTS, HOLDS, REPORTS, SUBJECTS, Storage, upsert_in_transactions
-from shared.subjects import subject_rows
+from shared.identity.subjects import subject_rows
+from shared.ingest import curated
+from shared.platform.audit import AuditLog
+from shared.platform.storage import AUDIT, CURATED, EXPORTS, HOLDS, REPORTS, SUBJECTS, Storage, upsert_in_transactions
+from shared.policy.loader import Dataset, Policy
+from shared.policy.retention_rules import describe, due, fingerprint, purge_month
+from shared.retention.holds import ActiveHolds, HoldRegister
 
 RECORDS = "retention"
 

@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
-from shared.csvsafe import to_csv
-from shared.curated import INGEST_ID, PURGE_MONTH, SUBJECT_ID
-from shared.policy import Dataset, Policy
+from shared.ingest.curated import INGEST_ID, PURGE_MONTH, SUBJECT_ID
+from shared.platform.csvsafe import to_csv
+from shared.policy.loader import Dataset, Policy
 
 RIGHTS_BY_BASIS = {
     "consent": ["access", "rectification", "erasure", "restriction", "withdraw consent at any time"],

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 
 import holidays
 
-from shared.retention import Offset, add_offset
+from shared.policy.retention_rules import Offset, add_offset
 
 RESPONSE_TIME = Offset(months=1)
 EXTENDED_RESPONSE_TIME = Offset(months=3)

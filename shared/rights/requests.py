@@ -16,8 +16,8 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
-from shared.auth import Problem
-from shared.deadlines import due_date
+from shared.platform.auth import Problem
+from shared.rights.deadlines import due_date
 
 TYPES = ("access", "rectification", "erasure", "restriction", "objection", "withdraw-consent")
 RECEIVED, IN_PROGRESS, AWAITING_DECISION, COMPLETED = "received", "in_progress", "awaiting_decision", "completed"

@@ -25,14 +25,8 @@ import pyarrow.compute as pc
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
-from shared import access, curated
-from shared.audit import AuditLog
-from shared.auth import Problem
-from shared.contracts import parse_attribute
-from shared.generalise import InvalidValue
-from shared.keys import KeySource
-from shared.policy import Dataset, Policy
-from shared.pseudonymise import (
+from shared.identity.keys import KeySource
+from shared.identity.pseudonymise import (
     BASE_TYPES,
     PARTNER_SCOPED,
     InvalidIdentifier,
@@ -41,10 +35,25 @@ from shared.pseudonymise import (
     normalise,
     scoped_type,
 )
-from shared.register import RESTRICTED, SuppressionRegister
-from shared.requests import AWAITING_DECISION, COMPLETED, IN_PROGRESS, OPEN, TYPES, RequestRegister, RightsRequest
-from shared.storage import AUDIT, CURATED, EXPORTS, LINKS, REGISTER, REQUESTS, RIGHTS_QUEUE, SUBJECTS, Storage
-from shared.subjects import SubjectIndex
+from shared.identity.register import RESTRICTED, SuppressionRegister
+from shared.identity.subjects import SubjectIndex
+from shared.ingest import curated
+from shared.platform.audit import AuditLog
+from shared.platform.auth import Problem
+from shared.platform.storage import AUDIT, CURATED, EXPORTS, LINKS, REGISTER, REQUESTS, RIGHTS_QUEUE, SUBJECTS, Storage
+from shared.policy.contracts import parse_attribute
+from shared.policy.generalise import InvalidValue
+from shared.policy.loader import Dataset, Policy
+from shared.rights import access
+from shared.rights.requests import (
+    AWAITING_DECISION,
+    COMPLETED,
+    IN_PROGRESS,
+    OPEN,
+    TYPES,
+    RequestRegister,
+    RightsRequest,
+)
 
 ERASES = {
     "erasure": ("consent", "legitimate_interest", "public_task"),

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from shared.policy import EU_REGIONS, UK_REGIONS, load_policy
+from shared.policy.loader import EU_REGIONS, UK_REGIONS, load_policy
 from tests.infra.bicep import BICEP, ROOT, all_nodes, bicep_files, error_nodes, parse, resource, resources, value
 
 MODULES = BICEP / "modules"
