@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from shared.publishing.disclosure import SUPPRESSED, Rule, Table, protect
+from shared.policy.disclosure_rules import Rule
+from shared.publishing.disclosure import SUPPRESSED, Table, protect
 
 
 def test_one_way_table_with_its_total():

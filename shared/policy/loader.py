@@ -26,8 +26,8 @@ from shared.policy.contracts import (
     Column,
     Contract,
 )
+from shared.policy.disclosure_rules import RULES, Rule
 from shared.policy.retention_rules import ANCHORS, Offset, RetentionRule
-from shared.publishing.disclosure import RULES, Rule
 
 UK_REGIONS = ("uksouth", "ukwest")
 EU_REGIONS = (
