@@ -23,8 +23,9 @@ class Azurite:
     blob_port: int
     queue_port: int
     table_port: int
-    process: subprocess.Popen | None = None
+    process: subprocess.Popen[bytes]
     workspace: str | None = None
+    """A directory of our own for Azurite's files, removed on stop; None when the caller chose the location."""
 
     @property
     def connection_string(self) -> str:
@@ -34,7 +35,7 @@ class Azurite:
                 f"TableEndpoint=http://127.0.0.1:{self.table_port}/{ACCOUNT};")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
+        if self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(timeout=10)
@@ -56,21 +57,24 @@ def start(*, in_memory: bool = True, location: Path | None = None, ports: tuple[
     if not AZURITE.exists():
         raise RuntimeError("Azurite is not installed: run `make install` (npm ci installs it from package.json)")
     blob, queue, table = ports or (free_port(), free_port(), free_port())
-    workspace = None if location else tempfile.mkdtemp(prefix="azurite-")
+    workspace = None
+    if location is None:
+        workspace = tempfile.mkdtemp(prefix="azurite-")
+        location = Path(workspace)
     command = [str(AZURITE), "--silent", "--skipApiVersionCheck", "--loose", "--disableTelemetry",
                "--blobHost", "127.0.0.1", "--queueHost", "127.0.0.1", "--tableHost", "127.0.0.1",
                "--blobPort", str(blob), "--queuePort", str(queue), "--tablePort", str(table)]
     # In memory, Azurite keeps nothing on disk (it refuses --location then); the workspace holds only the log.
-    command += ["--inMemoryPersistence"] if in_memory else ["--location", str(location or workspace)]
-    log = open(Path(location or workspace) / "azurite.log", "ab")  # noqa: SIM115 - lives as long as the process
+    command += ["--inMemoryPersistence"] if in_memory else ["--location", str(location)]
+    log = open(location / "azurite.log", "ab")  # noqa: SIM115 - lives as long as the process
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ},
-                               cwd=location or workspace, start_new_session=True)
+                               cwd=location, start_new_session=True)
     azurite = Azurite(blob, queue, table, process, workspace)
     deadline = time.monotonic() + timeout
     while not all(_answers(port) for port in (blob, queue, table)):
         if process.poll() is not None or time.monotonic() > deadline:
             azurite.stop()
-            raise RuntimeError(f"Azurite did not start; see {Path(location or workspace) / 'azurite.log'}")
+            raise RuntimeError(f"Azurite did not start; see {location / 'azurite.log'}")
         time.sleep(0.1)
     return azurite
 

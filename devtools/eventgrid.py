@@ -48,7 +48,13 @@ def indexed_functions() -> dict[str, Any]:
     """The app's functions by name, indexed once as the host does (indexing the same app twice is refused)."""
     from function_app import app
 
-    return {function.get_function_name(): function for function in app.get_functions()}
+    functions: dict[str, Any] = {}
+    for function in app.get_functions():
+        name = function.get_function_name()
+        if name is None:
+            raise RuntimeError(f"a function of the app has no name: {function}")
+        functions[name] = function
+    return functions
 
 
 def deliver_in_process(event: dict[str, Any]) -> None:

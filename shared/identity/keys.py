@@ -46,7 +46,7 @@ def decode_root_key(encoded: str, where: str) -> bytes:
 class SecretReader(Protocol):
     """The part of azure.keyvault.secrets.SecretClient this module uses."""
 
-    def get_secret(self, name: str, version: str | None = None, **kwargs: object) -> object: ...
+    def get_secret(self, name: str) -> object: ...
 
 
 class KeyVaultKeySource:

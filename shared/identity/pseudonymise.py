@@ -114,7 +114,7 @@ class Pseudonymiser:
         """The pseudonyms of many `id_type:value` messages, as their 16-byte digests end to end: the per-value
         work is cut to the two hash copies; `binascii.hexlify` of the result gives the pseudonyms in order."""
         inner, outer = self._inner.copy, self._outer.copy
-        parts = []
+        parts: list[bytes] = []
         append = parts.append
         for message in messages:
             mac = inner()

@@ -19,7 +19,7 @@ import binascii
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, TypeGuard
 
 import numpy as np
 import pyarrow as pa
@@ -79,7 +79,7 @@ class Context:
     """Per identifier type: whether its values repeated enough in the last batch to hash distinct ones only."""
 
 
-def can_read(profile: TextProfile | None, max_line_chars: int) -> bool:
+def can_read(profile: TextProfile | None, max_line_chars: int) -> TypeGuard[TextProfile]:
     """Plain lines: UTF-8, no quote character, every line ended by a line feed and within the limit."""
     return (profile is not None and profile.encoding == "utf-8-sig" and not profile.quoted
             and not profile.lone_carriage_return and profile.longest_line <= max_line_chars)

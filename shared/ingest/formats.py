@@ -11,7 +11,7 @@ import codecs
 import csv
 import tempfile
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import IO
@@ -50,7 +50,7 @@ def too_large(max_bytes: int) -> Problem:
     return Problem("file.too_large", f"the file is larger than the agreed limit of {max_bytes // (1024 * 1024)} MB")
 
 
-def read_table(fh: IO[bytes], max_line_chars: int) -> tuple[list[str], Iterator[tuple[int, list[str]]],
+def read_table(fh: IO[bytes], max_line_chars: int) -> tuple[list[str], Generator[tuple[int, list[str]], None, None],
                                                               TextProfile | None]:
     """The header, an iterator of (row number, cells), and for CSV what the scan learned.
 

@@ -322,7 +322,7 @@ class _RowHandler:
         if self.needs_consent and checked.consent is not True:
             counts.no_consent += 1
             return
-        pseudonyms = {column.output_name: self.pseudonymiser.pseudonym(
+        pseudonyms = {column.output_name or "": self.pseudonymiser.pseudonym(
             scoped_type(column.id_type or "", self.upload.partner_id), value)
             for column, value in checked.identifiers}
         if self.register.suppresses(pseudonyms.values(), self.dataset.basis):

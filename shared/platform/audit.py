@@ -21,7 +21,7 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import TableClient, TableTransactionError, UpdateMode
+from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
 
 PARTITION = "chain"
 HEAD = "head"
@@ -88,14 +88,14 @@ class AuditLog:
             return AuditEntry(seq, at, action, actor, details, prev_hash, digest)
         raise RuntimeError("audit log is too busy: could not append after several attempts")
 
-    def _head(self) -> dict[str, Any] | None:
+    def _head(self) -> TableEntity | None:
         try:
             return self._table.get_entity(PARTITION, HEAD)
         except ResourceNotFoundError:
             return None
 
     @staticmethod
-    def _move_head(head: dict[str, Any] | None, seq: int, digest: str) -> tuple:
+    def _move_head(head: TableEntity | None, seq: int, digest: str) -> tuple:
         entity = {"PartitionKey": PARTITION, "RowKey": HEAD, "kind": "head", "seq": seq, "hash": digest}
         if head is None:
             return ("create", entity)

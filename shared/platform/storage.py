@@ -148,15 +148,18 @@ class Storage:
         """A read-only link to one platform blob: signed with the account key locally, and with a user
         delegation key (the app's identity; the account has no shared key) in Azure."""
         client = self.platform_blob(container, blob)
+        account = client.account_name
+        if account is None:
+            raise RuntimeError(f"cannot sign a link to {client.url}: the platform account's name is unknown")
         expiry = datetime.now(UTC) + timedelta(hours=hours)
         credential = self.platform_blobs.credential
         key = getattr(credential, "account_key", None)
         if key:
-            token = generate_blob_sas(client.account_name, container, blob, account_key=key,
+            token = generate_blob_sas(account, container, blob, account_key=key,
                                       permission=BlobSasPermissions(read=True), expiry=expiry)
         else:
             delegation = self.platform_blobs.get_user_delegation_key(datetime.now(UTC), expiry)
-            token = generate_blob_sas(client.account_name, container, blob, user_delegation_key=delegation,
+            token = generate_blob_sas(account, container, blob, user_delegation_key=delegation,
                                       permission=BlobSasPermissions(read=True), expiry=expiry)
         return f"{client.url}?{token}"
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import yaml
 
@@ -196,6 +196,15 @@ def _stored_columns(partners: dict[str, Partner]) -> dict[str, set[str]]:
     return stored
 
 
+class _ColumnBasics(TypedDict):
+    """The fields every column has, whatever its role; each role adds its own to these."""
+
+    name: str
+    role: str
+    required: bool
+    max_length: int
+
+
 class _Checker:
     """Walks the YAML document, building the policy and collecting every issue with its key path."""
 
@@ -289,10 +298,10 @@ class _Checker:
             if self.identifier(partner_id, path, PARTNER_ID, "partner id (its drop zone is drop-<id>)"):
                 partners[partner_id] = self.partner(partner_id, node, path, programme)
         stored = _stored_columns(partners)
-        reports = {spec.name: spec for index, node in enumerate(self.entries(root, "reports", ("name",)))
-                   if (spec := self.report(node, f"reports[{index}]", stored)) is not None}
-        extracts = {spec.name: spec for index, node in enumerate(self.entries(root, "extracts", EXTRACT_KEYS))
-                    if (spec := self.extract(node, f"extracts[{index}]", stored)) is not None}
+        reports = {report.name: report for index, node in enumerate(self.entries(root, "reports", ("name",)))
+                   if (report := self.report(node, f"reports[{index}]", stored)) is not None}
+        extracts = {extract.name: extract for index, node in enumerate(self.entries(root, "extracts", EXTRACT_KEYS))
+                    if (extract := self.extract(node, f"extracts[{index}]", stored)) is not None}
         if self.issues:
             return None
         return Policy(self.file, version, programme, partners, reports, extracts)
@@ -452,8 +461,9 @@ class _Checker:
                 "note")
         node = self.mapping(node, path, keys, ("role",))
         role = self.choice(node, "role", path, ROLES)
-        common = {"name": name, "role": role, "required": self.boolean(node, "required", path, True),
-                  "max_length": self.integer(node, "max_length", path, DEFAULT_MAX_LENGTH, 1, 10_000)}
+        common: _ColumnBasics = {
+            "name": name, "role": role, "required": self.boolean(node, "required", path, True),
+            "max_length": self.integer(node, "max_length", path, DEFAULT_MAX_LENGTH, 1, 10_000)}
         if role == "identifier":
             return Column(**common, id_type=self.choice(node, "type", path, BASE_TYPES))
         if role == "quasi":
@@ -465,7 +475,7 @@ class _Checker:
             return self.attribute(node, path, common)
         return Column(**common)
 
-    def attribute(self, node: dict, path: str, common: dict[str, Any]) -> Column:
+    def attribute(self, node: dict, path: str, common: _ColumnBasics) -> Column:
         kind = self.choice(node, "type", path, ATTRIBUTE_TYPES)
         values = node.get("values")
         if values is not None and (kind != "string" or not isinstance(values, list) or not values):

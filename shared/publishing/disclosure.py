@@ -15,12 +15,19 @@ Markers follow the DfE's statistical symbols: `c` for a suppressed (confidential
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 from shared.policy.disclosure_rules import Rule
 
 SUPPRESSED = "c"
+
+Key: TypeAlias = tuple[str | int, ...]
+"""One published quantity: (table, row, column) for an inner cell; ("row" | "col", margin, index) for a row or
+column total and ("total", margin) for a grand total, where margin is the shared margin's name or the table's."""
+
+
 @dataclass
 class Table:
     """A one-way (one row) or two-way table of counts. Tables naming the same `row_margin` or `col_margin` share
@@ -37,12 +44,12 @@ class Table:
     def one_way(self) -> bool:
         return len(self.cells) == 1
 
-    def keys(self) -> dict[Hashable, int]:
+    def keys(self) -> dict[Key, int]:
         """Every published quantity of the table, keyed so that shared margins get one key."""
         rows = self.row_margin or self.name
         cols = self.col_margin or self.name
         total = self.row_margin or self.col_margin or self.name
-        keys: dict[Hashable, int] = {}
+        keys: dict[Key, int] = {}
         for i, row in enumerate(self.cells):
             for j, value in enumerate(row):
                 keys[(self.name, i, j)] = value
@@ -54,15 +61,15 @@ class Table:
         keys[("total", total)] = sum(map(sum, self.cells))
         return keys
 
-    def relations(self) -> list[tuple[list[Hashable], Hashable]]:
+    def relations(self) -> list[tuple[list[Key], Key]]:
         """Sums that must hold: (parts, whole)."""
         rows = self.row_margin or self.name
         cols = self.col_margin or self.name
         total = ("total", self.row_margin or self.col_margin or self.name)
         if self.one_way:
             return [([(self.name, 0, j) for j in range(len(self.cells[0]))], total)]
-        relations = [([(self.name, i, j) for j in range(len(row))], ("row", rows, i)) for i, row in
-                     enumerate(self.cells)]
+        relations: list[tuple[list[Key], Key]] = [([(self.name, i, j) for j in range(len(row))], ("row", rows, i))
+                                                  for i, row in enumerate(self.cells)]
         relations += [([(self.name, i, j) for i in range(len(self.cells))], ("col", cols, j))
                       for j in range(len(self.cells[0]))]
         relations.append(([("row", rows, i) for i in range(len(self.cells))], total))
@@ -71,11 +78,11 @@ class Table:
 
 @dataclass
 class Protection:
-    published: dict[Hashable, int | str]
+    published: dict[Key, int | str]
     """Every quantity as published: a (possibly rounded) count or the marker `c`."""
-    primary: set[Hashable]
-    secondary: set[Hashable]
-    ranges: dict[Hashable, tuple[float, float]]
+    primary: set[Key]
+    secondary: set[Key]
+    ranges: dict[Key, tuple[float, float]]
     """For each hidden quantity, the smallest and largest value the attack found consistent."""
     blocked: str | None = None
 
@@ -103,7 +110,7 @@ class _Model:
     """The linear relations between every published quantity of a set of tables."""
 
     def __init__(self, tables: Sequence[Table]) -> None:
-        self.values: dict[Hashable, int] = {}
+        self.values: dict[Key, int] = {}
         for table in tables:
             for key, value in table.keys().items():
                 if key in self.values and self.values[key] != value:
@@ -122,19 +129,19 @@ class _Model:
             matrix[r, self.index[whole]] = -1.0
         self.matrix = matrix
 
-    def neighbours(self, key: Hashable) -> set[Hashable]:
+    def neighbours(self, key: Key) -> set[Key]:
         return {k for parts, whole in self.relations if key in (*parts, whole) for k in (*parts, whole)} - {key}
 
 
-def attack(model: _Model, published: dict[Hashable, int], hidden: set[Hashable],
-           rule: Rule) -> dict[Hashable, tuple[float, float]]:
+def attack(model: _Model, published: dict[Key, int], hidden: set[Key],
+           rule: Rule) -> dict[Key, tuple[float, float]]:
     """For each hidden quantity, its smallest and largest value consistent with everything published."""
     import numpy as np
     from scipy.optimize import linprog
 
     bounds = [(0.0, None) if key in hidden else rule.bounds(published[key]) for key in model.keys]
     zero = np.zeros(len(model.relations))
-    ranges: dict[Hashable, tuple[float, float]] = {}
+    ranges: dict[Key, tuple[float, float]] = {}
     for key in hidden:
         objective = np.zeros(len(model.keys))
         objective[model.index[key]] = 1.0
@@ -167,8 +174,8 @@ def protect(tables: Sequence[Table], rule: Rule) -> Protection:
     return _blocked(published, primary, "secondary suppression did not converge")
 
 
-def _complement(model: _Model, failing: list[Hashable], hidden: set[Hashable],
-                values: dict[Hashable, int]) -> Hashable | None:
+def _complement(model: _Model, failing: list[Key], hidden: set[Key],
+                values: dict[Key, int]) -> Key | None:
     """The cheapest quantity to hide next: related to a failing cell, an inner cell before a total, a non-zero
     count before a zero, the smallest first."""
     candidates = {key for cell in failing for key in model.neighbours(cell)} - hidden
@@ -177,14 +184,14 @@ def _complement(model: _Model, failing: list[Hashable], hidden: set[Hashable],
     return min(candidates, key=lambda key: (_is_margin(key), values[key] == 0, values[key], str(key)))
 
 
-def _is_margin(key: Hashable) -> bool:
+def _is_margin(key: Key) -> bool:
     """Inner cells are keyed (table, row, column); totals ("row" | "col" | "total", margin name, ...)."""
     return isinstance(key, tuple) and isinstance(key[1], str)
 
 
-def _render(published: dict[Hashable, int], hidden: set[Hashable]) -> dict[Hashable, int | str]:
+def _render(published: dict[Key, int], hidden: set[Key]) -> dict[Key, int | str]:
     return {key: SUPPRESSED if key in hidden else value for key, value in published.items()}
 
 
-def _blocked(published: dict[Hashable, int], primary: set[Hashable], reason: str) -> Protection:
+def _blocked(published: dict[Key, int], primary: set[Key], reason: str) -> Protection:
     return Protection({key: SUPPRESSED for key in published}, primary, set(), {}, blocked=reason)

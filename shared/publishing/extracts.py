@@ -35,7 +35,8 @@ def generalise(column: str, value: Any, level: int) -> Any:
     text = str(value)
     if column.endswith(("_district", "_sector")):  # SW9 8 -> SW9 -> SW (postcode area)
         outward = text.split()[0]
-        steps = [outward, re.match(r"[A-Z]*", outward).group(0)]
+        area = re.match(r"[A-Z]*", outward)  # always matches: `*` accepts the empty string
+        steps = [outward, area.group(0) if area else ""]
         if column.endswith("_district"):
             steps = steps[1:]
         return steps[level - 1] if level <= len(steps) else None

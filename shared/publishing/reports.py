@@ -13,7 +13,7 @@ import html
 import io
 import json
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -94,7 +94,10 @@ class ReportService:
         counts = [[_count(spec.measure, groups[(j, i)]) for j in range(len(first))] for i in range(len(second))]
         measure = None
         if spec.measure in ("sum", "mean"):
-            measure = {key: _aggregate(spec.measure, [r.get(spec.measure_column) for r in group])
+            measure_column = spec.measure_column
+            if measure_column is None:
+                raise ValueError(f"report {spec.name!r}: a {spec.measure} needs the column it measures")
+            measure = {key: _aggregate(spec.measure, [r.get(measure_column) for r in group])
                        for key, group in groups.items()}
         if len(spec.dimensions) == 2:  # rows of the table are the first dimension
             counts = [list(column) for column in zip(*counts, strict=True)]
@@ -106,15 +109,18 @@ class ReportService:
     def _impact_table(self, spec: ReportSpec) -> tuple[Table, dict[tuple[int, int], float], str]:
         """People by the combination of services they received, with the mean change in their outcome score
         between their first and last assessment, linked across datasets and partners."""
-        columns = {spec.service_column or "", spec.outcome_column or "", *spec.date_columns.values()}
+        service_column, outcome_column = spec.service_column, spec.outcome_column
+        if service_column is None or outcome_column is None:
+            raise ValueError(f"report {spec.name!r}: an impact report needs its service and outcome columns")
+        columns = {service_column, outcome_column, *spec.date_columns.values()}
         data = analysis.load(self.storage, spec.datasets, columns)
         services: dict[str, set[str]] = defaultdict(set)
         scores: dict[str, list[tuple[date, float]]] = defaultdict(list)
         for row in data.rows:
             person = row["_person"]
-            if row.get(spec.service_column):
-                services[person].add(str(row[spec.service_column]))
-            when, score = row.get(spec.date_columns[row["_dataset"]]), row.get(spec.outcome_column)
+            if row.get(service_column):
+                services[person].add(str(row[service_column]))
+            when, score = row.get(spec.date_columns[row["_dataset"]]), row.get(outcome_column)
             if when is not None and score is not None:
                 scores[person].append((when, float(score)))
         changes: dict[str, list[float]] = defaultdict(list)
@@ -150,10 +156,10 @@ class ReportService:
                       else "rows"]
             if measure is not None:
                 header.append(f"{spec.measure} {spec.measure_column or 'change in ' + str(spec.outcome_column)}")
-            rows = []
+            rows: list[Sequence[object]] = []
             for j, label in enumerate(table.col_labels):
                 shown = result.cell(table, 0, j)
-                row = [label, shown]
+                row: list[object] = [label, shown]
                 if measure is not None:
                     row.append(measure.get((j, 0)) if shown != SUPPRESSED else SUPPRESSED)
                 rows.append(row)
