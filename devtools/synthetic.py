@@ -106,7 +106,7 @@ class _Generator:
                 return nhs_number(rng)
             if column.id_type == "upn":
                 return unique_pupil_number(rng, self.la_number)
-            if column.id_type == "partner_pseudonym":
+            if column.id_type in ("partner_pseudonym", "nhs_number_token"):
                 return "".join(rng.choice("0123456789abcdef") for _ in range(32))
             return f"{column.name[:2].upper()}-{rng.randint(100000, 999999)}"
         if column.role == "direct":

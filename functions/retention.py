@@ -1,5 +1,6 @@
 """Retention: the scheduled purge (timer, UTC, schedule from the FDP_RETENTION_SCHEDULE app setting), its preview
-and manual run, and legal holds (HTTP, role Platform.Admin). Thin adapters over shared/purge.py and holds.py."""
+and manual run, and legal holds (HTTP, role Platform.Admin). Thin adapters over shared/retention/ and the person
+index (a hold on a person holds whoever the index resolves the identifiers given to)."""
 
 import logging
 from datetime import UTC, date, datetime
@@ -7,13 +8,10 @@ from datetime import UTC, date, datetime
 import azure.functions as func
 
 from functions.http import admin_call, json_body
-from shared.identity.pseudonymise import Pseudonymiser
-from shared.identity.subjects import SubjectIndex
 from shared.platform.auth import PLATFORM_ADMIN, Problem
-from shared.platform.storage import HOLDS, LINKS, SUBJECTS
+from shared.platform.storage import HOLDS
 from shared.retention.holds import HoldRegister
-from shared.rights.service import given_identifiers
-from shared.runtime import ingest_pipeline, platform, retention_service
+from shared.runtime import platform, retention_service, rights_service
 
 bp = func.Blueprint()
 
@@ -60,11 +58,7 @@ def set_hold(req: func.HttpRequest) -> func.HttpResponse:
             if not any(body["dataset"] in p.datasets for p in current.policy.partners.values()):
                 raise Problem(400, "Bad Request", "name a dataset of the policy", field="dataset", rule="hold.dataset")
             return 201, holds.set(reason=body.get("reason"), by=caller.id, dataset=body["dataset"])
-        pseudonymiser = Pseudonymiser(ingest_pipeline().keys.root_key().material)
-        index = SubjectIndex(current.storage.table(SUBJECTS), current.storage.table(LINKS))
-        people: set[str] = set()
-        for item in given_identifiers(body.get("identifiers"), current.policy, pseudonymiser):
-            people |= index.linked(item["pseudonym"])
+        people = rights_service().hold_keys(body.get("identifiers"))
         return 201, holds.set(reason=body.get("reason"), by=caller.id, pseudonyms=people)
     return admin_call(req, PLATFORM_ADMIN, "retention.hold.set", work)
 

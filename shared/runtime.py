@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from shared.identity.index import PersonIndex
 from shared.identity.keys import key_source_from_settings
+from shared.identity.service import IdentityService
 from shared.ingest.dropzones import DropZones
 from shared.ingest.pipeline import IngestPipeline
 from shared.platform.audit import AuditLog
@@ -56,19 +58,27 @@ def rights_service() -> RightsService:
     return RightsService(current.policy, current.storage, ingest_pipeline().keys)
 
 
+def person_index() -> PersonIndex:
+    return PersonIndex(platform().storage, ingest_pipeline().keys)
+
+
+def identity_service() -> IdentityService:
+    return IdentityService(person_index(), platform().audit)
+
+
 def retention_service() -> RetentionService:
     current = platform()
-    return RetentionService(current.policy, current.storage)
+    return RetentionService(current.policy, current.storage, person_index())
 
 
 def report_service() -> ReportService:
     current = platform()
-    return ReportService(current.policy, current.storage)
+    return ReportService(current.policy, current.storage, person_index())
 
 
 def extract_service() -> ExtractService:
     current = platform()
-    return ExtractService(current.policy, current.storage, ingest_pipeline().keys)
+    return ExtractService(current.policy, current.storage, ingest_pipeline().keys, person_index())
 
 
 def reset() -> None:

@@ -11,7 +11,9 @@ import pyarrow.parquet as pq
 from azure.core.exceptions import ResourceExistsError
 
 from devtools.eventgrid import deliver_in_process, waiting_uploads
-from shared.platform.storage import CURATED, PLATFORM_CONTAINERS, PLATFORM_TABLES, RECEIPTS, Storage
+from shared.identity.index import RECORDS, PersonIndex
+from shared.identity.keys import LocalKeySource
+from shared.platform.storage import CURATED, LINKAGE, PLATFORM_CONTAINERS, PLATFORM_TABLES, RECEIPTS, Storage
 
 
 def upload(storage: Storage, partner: str, blob_name: str, content: bytes) -> None:
@@ -47,6 +49,31 @@ def curated_rows(storage: Storage) -> list[dict[str, Any]]:
     return rows
 
 
+def person_index(storage: Storage) -> PersonIndex:
+    """The person index under the tests' root key (tests.conftest.TEST_ROOT_KEY)."""
+    import base64
+
+    from tests.conftest import TEST_ROOT_KEY
+
+    return PersonIndex(storage, LocalKeySource(base64.b64encode(TEST_ROOT_KEY).decode()))
+
+
+def index_records(storage: Storage) -> list[dict[str, Any]]:
+    """Every record the person index holds (one per stored row), from the linkage store."""
+    container = storage.platform_container(LINKAGE)
+    rows: list[dict[str, Any]] = []
+    for blob in container.list_blobs(name_starts_with=RECORDS):
+        rows.extend(pq.read_table(io.BytesIO(container.download_blob(blob.name).readall())).to_pylist())
+    return rows
+
+
+def records_of(storage: Storage, *pseudonyms: str) -> list[dict[str, Any]]:
+    """The records of whoever the index resolves these identifier pseudonyms to, after linking."""
+    index = person_index(storage)
+    index.ensure_linked()
+    return index.records_of(index.resolve(set(pseudonyms)))
+
+
 def receipts(storage: Storage) -> list[dict[str, Any]]:
     container = storage.platform_container(RECEIPTS)
     return [json.loads(container.download_blob(b.name).readall()) for b in container.list_blobs()]
@@ -56,10 +83,12 @@ def ledger_rows(storage: Storage) -> list[dict[str, Any]]:
     return list(storage.table("ingests").list_entities())
 
 
-def everything_stored(storage: Storage) -> str:
-    """All platform storage as text: every blob (Parquet decoded), every table entity."""
+def everything_stored(storage: Storage, leave_out: tuple[str, ...] = ()) -> str:
+    """All platform storage as text: every blob (Parquet decoded), every table entity; less the containers named."""
     parts: list[str] = []
     for container in PLATFORM_CONTAINERS:
+        if container in leave_out:
+            continue
         client = storage.platform_container(container)
         for blob in client.list_blobs():
             data = client.download_blob(blob.name).readall()

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from devtools import synthetic
-from shared.platform.storage import LINKS, SUBJECTS
 from tests.conftest import POLICIES
-from tests.helpers import curated_rows, deliver_all, ledger_rows, raw_blobs, receipts, upload
+from tests.helpers import curated_rows, deliver_all, index_records, ledger_rows, raw_blobs, receipts, upload
 
 
 def leap_sessions(policy, rows: int = 20, **options) -> synthetic.SyntheticFile:
@@ -35,8 +34,7 @@ def assert_rejected_and_nothing_stored(storage, receipt: dict, rule: str) -> dic
     assert receipt["status"] == "rejected"
     assert rule in [problem["rule"] for problem in receipt["rejection"]], receipt["rejection"]
     assert curated_rows(storage) == []
-    assert list(storage.table(SUBJECTS).list_entities()) == []
-    assert list(storage.table(LINKS).list_entities()) == []
+    assert index_records(storage) == []
     return next(problem for problem in receipt["rejection"] if problem["rule"] == rule)
 
 

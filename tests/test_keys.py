@@ -56,7 +56,7 @@ def test_ingest_uses_the_key_vault_key_and_records_its_version(app_env, storage,
     assert [e.details["key_version"] for e in audit.entries() if e.action == "key.read"] == ["v1"]
     domain = hmac.new(VAULT_KEY, b"fdp:domain:subject", hashlib.sha256).digest()
     stored = {row["nhs_pseudonym_pseudonym"] for row in curated_rows(storage)}
-    expected = hmac.new(domain, f"partner_pseudonym:nhs-community-health:{file.rows[0]['nhs_pseudonym']}".encode(),
+    expected = hmac.new(domain, f"nhs_number_token:{file.rows[0]['nhs_pseudonym']}".encode(),
                         hashlib.sha256).digest()[:16].hex()
     assert expected in stored
     assert base64.b64encode(VAULT_KEY).decode() not in json.dumps(ledger_rows(storage), default=str)

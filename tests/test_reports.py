@@ -20,7 +20,7 @@ from shared.platform.storage import EXPORTS, REGISTER, REPORTS
 from shared.policy.loader import load_policy
 from shared.retention.purge import RetentionService
 from tests.conftest import POLICIES
-from tests.helpers import curated_rows, deliver_all, http_api, principal, upload
+from tests.helpers import curated_rows, deliver_all, http_api, person_index, principal, upload
 
 ANALYST = principal("analyst-object-id", "Analyst")
 DPO = principal("dpo-object-id", "DataProtection.Officer")
@@ -64,7 +64,7 @@ def test_restricted_people_are_left_out(leap, storage):
     before = int(csv_rows(read(leap("POST", "reports/sessions-by-service", ANALYST) and
                                 leap("GET", "reports/sessions-by-service/latest", ANALYST)[1]["links"]["csv"])
                           .decode())[-1][1])
-    person = curated_rows(storage)[0][SUBJECT_ID]
+    person = curated_rows(storage)[0]["nhs_number_pseudonym"]
     SuppressionRegister(storage.table(REGISTER)).add(person, RESTRICTED, "restriction test")
     leap("POST", "reports/sessions-by-service", ANALYST)
     after = int(csv_rows(read(leap("GET", "reports/sessions-by-service/latest", ANALYST)[1]["links"]["csv"])
@@ -170,7 +170,7 @@ def test_an_extract_is_destroyed_by_the_retention_run_after_its_expiry(families,
     api("POST", "extracts/second-study", DPO)
     assert [b.name for b in storage.platform_container(EXPORTS).list_blobs()]
     day = date(2030, 1, 2)
-    record = RetentionService(load_policy(path), storage,
+    record = RetentionService(load_policy(path), storage, person_index(storage),
                               clock=lambda: datetime(2030, 1, 2, tzinfo=UTC)).run(day)
     assert record["summary"]["exports_destroyed"] == 1
     assert list(storage.platform_container(EXPORTS).list_blobs()) == []

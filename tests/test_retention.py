@@ -12,15 +12,24 @@ from pathlib import Path
 import pytest
 
 from shared.identity.pseudonymise import Pseudonymiser, normalise
-from shared.identity.subjects import SubjectIndex
 from shared.platform.audit import AuditLog
-from shared.platform.storage import AUDIT, EXPORTS, HOLDS, LINKS, REPORTS, SUBJECTS
+from shared.platform.storage import AUDIT, EXPORTS, HOLDS, REPORTS
 from shared.policy.loader import load_policy
 from shared.policy.retention_rules import Offset, add_offset
 from shared.retention.holds import HoldRegister
 from shared.retention.purge import RetentionService
 from tests.conftest import TEST_ROOT_KEY
-from tests.helpers import curated_files, curated_rows, deliver_all, http_api, principal, upload
+from tests.helpers import (
+    curated_files,
+    curated_rows,
+    deliver_all,
+    http_api,
+    index_records,
+    person_index,
+    principal,
+    records_of,
+    upload,
+)
 
 ADMIN = principal("admin-object-id", "Platform.Admin")
 POLICY = """
@@ -62,8 +71,8 @@ def purge_day(policy_file, storage) -> date:
 
 
 def service(policy_file: Path, storage, on: date) -> RetentionService:
-    return RetentionService(load_policy(policy_file), storage, clock=lambda: datetime(on.year, on.month, on.day, 3,
-                                                                                        tzinfo=UTC))
+    return RetentionService(load_policy(policy_file), storage, person_index(storage),
+                            clock=lambda: datetime(on.year, on.month, on.day, 3, tzinfo=UTC))
 
 
 def pseudonym(nhs: str) -> str:
@@ -84,7 +93,7 @@ def test_purged_by_the_first_run_after_the_purge_month_and_not_a_day_before(poli
     assert preview["delete"] == [{"dataset": "visits", "purge_month": eve.strftime("%Y-%m"), "rows": 2}]
     done = service(policy_file, storage, purge_day).run(purge_day)
     assert done["summary"]["rows_deleted"] == 2 and curated_files(storage) == []
-    assert list(storage.table(SUBJECTS).list_entities()) == [], "index entries go with the data"
+    assert index_records(storage) == [], "the index's records go with the data"
     saved = record(storage, purge_day)
     assert saved["status"] == "completed" and saved["actions"][0]["rule"].startswith("1 years 0 months after")
     assert HELD_NHS not in json.dumps(saved) and pseudonym(HELD_NHS) not in json.dumps(saved)
@@ -107,8 +116,7 @@ def test_a_person_hold_keeps_only_that_persons_rows(policy_file, storage, purge_
     hold = holds.set(reason="Inquiry", by="admin", pseudonyms={pseudonym(HELD_NHS)})
     service(policy_file, storage, purge_day).run(purge_day)
     assert [row["score"] for row in curated_rows(storage)] == [40]
-    index = SubjectIndex(storage.table(SUBJECTS), storage.table(LINKS))
-    assert index.files_for(pseudonym(HELD_NHS)) and not index.files_for(pseudonym("4010232137"))
+    assert records_of(storage, pseudonym(HELD_NHS)) and not records_of(storage, pseudonym("4010232137"))
     holds.lift(hold["id"], reason="Inquiry closed", by="admin")
     later = purge_day + timedelta(days=1)
     service(policy_file, storage, later).run(later)
@@ -151,7 +159,7 @@ def test_a_changed_rule_re_plans_the_data_held(policy_file, storage, purge_day):
     assert preview["delete"] == [] and preview["replan"][0]["to_months"] == {new_month: 2}
     service(policy_file, storage, purge_day).run(purge_day)
     assert len(curated_rows(storage)) == 2 and all(f"purge_month={new_month}/" in f for f in curated_files(storage))
-    [entry] = SubjectIndex(storage.table(SUBJECTS), storage.table(LINKS)).files_for(pseudonym(HELD_NHS))
+    [entry] = records_of(storage, pseudonym(HELD_NHS))
     assert f"purge_month={new_month}/" in entry["file"]
 
 

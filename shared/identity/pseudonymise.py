@@ -17,11 +17,12 @@ from collections.abc import Iterable
 from stdnum.gb import nhs, upn
 
 SUBJECT_DOMAIN = "subject"
-BASE_TYPES = ("nhs_number", "upn", "partner_ref", "partner_pseudonym")
+BASE_TYPES = ("nhs_number", "upn", "partner_ref", "partner_pseudonym", "nhs_number_token")
 PARTNER_SCOPED = ("partner_ref", "partner_pseudonym")
 MAX_REFERENCE_LENGTH = 64
 
 _NHS_SEPARATORS = re.compile(r"[\s-]")
+_TOKEN = re.compile(r"^[0-9a-f]{32}$")
 _PRINTABLE_REFERENCE = re.compile(r"^[\x21-\x7e\u00a0-\uffff](?:[\x20-\x7e\u00a0-\uffff]*[\x21-\x7e\u00a0-\uffff])?$")
 
 
@@ -47,6 +48,8 @@ def normalise(base_type: str, value: str) -> str:
         return _normalise_upn(value)
     if base_type in PARTNER_SCOPED:
         return _normalise_reference(base_type, value)
+    if base_type == "nhs_number_token":
+        return _normalise_token(value)
     raise ValueError(f"unknown identifier type {base_type!r}")
 
 
@@ -85,6 +88,14 @@ def _normalise_reference(base_type: str, value: str) -> str:
     return trimmed
 
 
+def _normalise_token(value: str) -> str:
+    token = value.strip().lower()
+    if not _TOKEN.match(token):
+        raise InvalidIdentifier("nhs_number_token.format",
+                                "NHS number token must be 32 hexadecimal characters, as the source tool writes it")
+    return token
+
+
 def domain_key(root_key: bytes, domain: str) -> bytes:
     return hmac.new(root_key, f"fdp:domain:{domain}".encode(), hashlib.sha256).digest()
 
@@ -95,8 +106,17 @@ class Pseudonymiser:
     def __init__(self, root_key: bytes, domain: str = SUBJECT_DOMAIN) -> None:
         if len(root_key) < 32:
             raise ValueError("the root key must be at least 32 bytes")
+        self._use_key(domain_key(root_key, domain), domain)
+
+    @classmethod
+    def from_domain_key(cls, key: bytes, domain: str) -> Pseudonymiser:
+        """Pseudonyms under a domain key held on its own (a trust holds only the programme source key)."""
+        pseudonymiser = cls.__new__(cls)
+        pseudonymiser._use_key(key, domain)
+        return pseudonymiser
+
+    def _use_key(self, key: bytes, domain: str) -> None:
         self.domain = domain
-        key = domain_key(root_key, domain)
         # HMAC's key schedule is done once; each pseudonym then costs two SHA-256 compressions on a copy.
         self._keyed = hmac.new(key, digestmod=hashlib.sha256)
         # The same HMAC (RFC 2104) from its two padded-key SHA-256 states, for the batch path: copying plain

@@ -27,6 +27,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from shared.identity.pseudonymise import MAX_REFERENCE_LENGTH, InvalidIdentifier, Pseudonymiser, scoped_type
+from shared.identity.records import RecordMaker, id_lists
+from shared.identity.source import TOKEN_TYPE
 from shared.ingest import curated
 from shared.ingest.formats import TextProfile
 from shared.ingest.receipts import RowCounts
@@ -65,6 +67,7 @@ class Context:
     bound: BoundContract
     handler: RowHandler
     pseudonymiser: Pseudonymiser
+    records: RecordMaker
     partner: str
     ingest_id: str
     received: date
@@ -210,31 +213,46 @@ class _Batch:
             before = len(frame)
             frame = frame.filter(pc.fill_null(consented, False))
             counts.no_consent += before - len(frame)
-        pseudonyms = {column.output_name or "": _hash(context.pseudonymiser,
-                                                      scoped_type(column.id_type or "", context.partner),
-                                                      frame.column(_ID + column.name), context.repeats)
+        pseudonyms = {column: _hash(context.pseudonymiser, scoped_type(column.id_type or "", context.partner),
+                                     frame.column(_ID + column.name), context.repeats)
                       for column in checks.identifiers}
+        tokens = {column: self._token_pseudonyms(frame.column(_ID + column.name))
+                  for column in checks.identifiers if column.id_type == "nhs_number"}
+        people = [values for column, values in pseudonyms.items() if column.names_a_person] + list(tokens.values())
         if context.suppressed and len(frame):
             wanted = pa.array(sorted(context.suppressed), pa.string())
-            hit = _any([pc.fill_null(pc.is_in(values, wanted), False) for values in pseudonyms.values()], len(frame))
+            hit = _any([pc.fill_null(pc.is_in(values, wanted), False) for values in people], len(frame))
             kept = pc.invert(hit)
             counts.suppressed += len(frame) - pc.sum(kept).as_py()
             frame = frame.filter(kept)
-            pseudonyms = {name: values.filter(kept) for name, values in pseudonyms.items()}
+            pseudonyms = {column: values.filter(kept) for column, values in pseudonyms.items()}
+            tokens = {column: values.filter(kept) for column, values in tokens.items()}
         counts.stored += len(frame)
-        return self._table(frame, pseudonyms)
+        return self._table(frame, pseudonyms, tokens)
 
-    def _table(self, frame: pa.Table, pseudonyms: dict[str, pa.Array]) -> pa.Table:
-        """Rows in the curated schema, with their row numbers alongside to keep the file's order."""
+    def _token_pseudonyms(self, digits: pa.ChunkedArray) -> pa.Array:
+        """Each NHS number's source token, re-keyed as a trust's token is: the index's bridge to trust rows."""
+        records, repeats = self.context.records, self.context.repeats
+        source = _hash(records.sources.pseudonymiser, "nhs_number", digits, repeats)
+        return _hash(self.context.pseudonymiser, TOKEN_TYPE, pa.chunked_array([source]), repeats)
+
+    def _table(self, frame: pa.Table, pseudonyms: dict[Column, pa.Array], tokens: dict[Column, pa.Array]) -> pa.Table:
+        """Rows in the writer's schema, with their row numbers alongside to keep the file's order."""
         context = self.context
         rows = len(frame)
-        schema = curated.schema_for(context.bound.contract)
-        subject = pc.coalesce(*pseudonyms.values()) if pseudonyms else pa.nulls(rows, pa.string())
+        schema = curated.writer_schema(context.bound.contract)
+        stored = {column.output_name or "": values for column, values in pseudonyms.items()}
+        subject = pc.coalesce(*stored.values()) if stored else pa.nulls(rows, pa.string())
         anchor = _DATE + (context.retention_column or "")
-        values = {**{name: frame.column(name) for name in frame.column_names}, **pseudonyms,
+        person_ids = [(context.records.kind(c.id_type or ""), v) for c, v in pseudonyms.items() if c.names_a_person]
+        person_ids += [(TOKEN_TYPE, values) for values in tokens.values()]
+        groups = [(None, v) for c, v in pseudonyms.items() if not c.names_a_person]
+        values = {**{name: frame.column(name) for name in frame.column_names}, **stored,
                   curated.SUBJECT_ID: subject, curated.INGEST_ID: pa.array([context.ingest_id] * rows, pa.string()),
                   curated.PURGE_MONTH: self._purge_months(frame.column(anchor) if anchor in frame.column_names
-                                                          else None, rows)}
+                                                          else None, rows),
+                  curated.ROW: frame.column(_ROW), curated.LINKAGE + "ids": id_lists(person_ids, rows),
+                  curated.LINKAGE + "groups": id_lists(groups, rows)}
         arrays = [pc.cast(values[field.name], field.type) if field.name in values else pa.nulls(rows, field.type)
                   for field in schema]
         return pa.Table.from_arrays([*arrays, frame.column(_ROW)], schema=schema.append(pa.field(_ROW, pa.int64())))

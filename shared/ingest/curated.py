@@ -5,6 +5,10 @@
 One upload writes one file per purge month it touches, named by its ingest id, so a retried upload overwrites
 its own files instead of adding copies. Rows are written in batches to local temporary files, so memory stays
 bounded whatever the file size; the files are uploaded only when the whole upload has passed.
+
+Each row keeps its row number in the upload (`_row`): with the ingest id it names the row's record in the person
+index. Beside each curated file the writer keeps the rows' linkage columns (identifiers by kind, match-key
+tokens) in a file of their own, which goes to the restricted linkage store and never into curated data.
 """
 
 from __future__ import annotations
@@ -18,11 +22,16 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from shared.identity.index import LOCAL_FIELDS
 from shared.policy.contracts import Contract
 
 SUBJECT_ID = "subject_id"
 INGEST_ID = "_ingest_id"
 PURGE_MONTH = "_purge_month"
+ROW = "_row"
+LINKAGE = "_lk_"
+"""Prefix of the linkage columns a row carries through the writer; they never reach a curated file."""
+LINKAGE_FIELDS = [pa.field(LINKAGE + field.name, field.type) for field in LOCAL_FIELDS if field.name != "row"]
 _ATTRIBUTE_TYPES = {"string": pa.string(), "integer": pa.int64(), "number": pa.float64(), "date": pa.date32(),
                     "boolean": pa.bool_()}
 
@@ -44,8 +53,14 @@ def schema_for(contract: Contract) -> pa.Schema:
         else:
             kind = attribute_type(column.type)
         fields.append(pa.field(name, kind))
-    fields += [pa.field(INGEST_ID, pa.string(), nullable=False), pa.field(PURGE_MONTH, pa.string(), nullable=False)]
+    fields += [pa.field(INGEST_ID, pa.string(), nullable=False), pa.field(PURGE_MONTH, pa.string(), nullable=False),
+               pa.field(ROW, pa.int32())]
     return pa.schema(fields)
+
+
+def writer_schema(contract: Contract) -> pa.Schema:
+    """The curated schema and the linkage columns, as rows travel through the writer."""
+    return pa.schema([*schema_for(contract), *LINKAGE_FIELDS])
 
 
 def attribute_type(type_name: str | None) -> pa.DataType:
@@ -61,15 +76,19 @@ class CuratedWriter:
 
     def __init__(self, contract: Contract, metadata: dict[str, str], batch_rows: int = 20_000) -> None:
         self.schema = schema_for(contract).with_metadata(metadata)
+        self.full_schema = writer_schema(contract)
+        self._linkage_schema = pa.schema([pa.field("row", pa.int32()),
+                                          *(f.with_name(f.name.removeprefix(LINKAGE)) for f in LINKAGE_FIELDS)])
         self._batch_rows = batch_rows
         self._dir = tempfile.TemporaryDirectory(prefix="fdp-curated-")
-        self._names = self.schema.names
+        self._names = self.full_schema.names
         self._buffers: dict[str, dict[str, list[Any]]] = {}
         self._sizes: dict[str, int] = {}
         self._writers: dict[str, pq.ParquetWriter] = {}
+        self._linkage_writers: dict[str, pq.ParquetWriter] = {}
         self._tables: dict[str, list[pa.Table]] = {}
         # Pseudonyms never repeat enough for a dictionary, and their min and max help no reader: both are skipped.
-        self._repeating = [name for name in self._names if name != SUBJECT_ID and not name.endswith("_pseudonym")]
+        self._repeating = [name for name in self.schema.names if name != SUBJECT_ID and not name.endswith("_pseudonym")]
 
     def add(self, purge_month: str, record: dict[str, Any]) -> None:
         """Rows are buffered column by column: building Arrow arrays from lists is far cheaper than from dicts."""
@@ -89,7 +108,7 @@ class CuratedWriter:
         if purge_month not in self._buffers:
             self._buffers[purge_month] = {name: [] for name in self._names}
             self._sizes[purge_month] = 0
-        self._tables.setdefault(purge_month, []).append(table.cast(self.schema))
+        self._tables.setdefault(purge_month, []).append(table.cast(self.full_schema))
         self._sizes[purge_month] += len(table)
         if self._sizes[purge_month] >= self._batch_rows:
             self._flush(purge_month)
@@ -98,14 +117,19 @@ class CuratedWriter:
         if not self._sizes.get(purge_month):
             return
         if purge_month not in self._writers:
-            path = Path(self._dir.name) / f"{purge_month}.parquet"
-            self._writers[purge_month] = pq.ParquetWriter(path, self.schema, compression="zstd",
-                                                          use_dictionary=self._repeating,
+            folder = Path(self._dir.name)
+            self._writers[purge_month] = pq.ParquetWriter(folder / f"{purge_month}.parquet", self.schema,
+                                                          compression="zstd", use_dictionary=self._repeating,
                                                           write_statistics=self._repeating)
+            self._linkage_writers[purge_month] = pq.ParquetWriter(folder / f"{purge_month}.linkage.parquet",
+                                                                  self._linkage_schema, compression="zstd")
         buffer = self._buffers[purge_month]
-        arrays = [pa.array(buffer[field.name], type=field.type) for field in self.schema]
-        tables = [*self._tables.pop(purge_month, []), pa.Table.from_arrays(arrays, schema=self.schema)]
-        self._writers[purge_month].write_table(pa.concat_tables(tables))
+        arrays = [pa.array(buffer[field.name], type=field.type) for field in self.full_schema]
+        tables = [*self._tables.pop(purge_month, []), pa.Table.from_arrays(arrays, schema=self.full_schema)]
+        rows = pa.concat_tables(tables)
+        self._writers[purge_month].write_table(rows.select(self.schema.names).cast(self.schema))
+        linkage = rows.select([ROW, *(f.name for f in LINKAGE_FIELDS)])
+        self._linkage_writers[purge_month].write_table(linkage.rename_columns(self._linkage_schema.names))
         for values in buffer.values():
             values.clear()
         self._sizes[purge_month] = 0
@@ -114,22 +138,28 @@ class CuratedWriter:
         """Close every partition file; returns purge month -> local file."""
         for purge_month in list(self._buffers):
             self._flush(purge_month)
-        for writer in self._writers.values():
-            writer.close()
+        self._close()
         return {month: Path(self._dir.name) / f"{month}.parquet" for month in sorted(self._writers)}
 
-    def discard(self) -> None:
-        for writer in self._writers.values():
+    def linkage_files(self) -> dict[str, Path]:
+        """After finish(): purge month -> the linkage columns of that file's rows, in the same order."""
+        return {month: Path(self._dir.name) / f"{month}.linkage.parquet" for month in sorted(self._writers)}
+
+    def _close(self) -> None:
+        for writer in [*self._writers.values(), *self._linkage_writers.values()]:
             writer.close()
+
+    def discard(self) -> None:
+        self._close()
         self._dir.cleanup()
 
     def reset(self) -> None:
         """Forget every row written so far (the upload starts again on another path)."""
-        for writer in self._writers.values():
-            writer.close()
+        self._close()
         for path in Path(self._dir.name).iterdir():
             path.unlink()
         self._buffers, self._sizes, self._writers, self._tables = {}, {}, {}, {}
+        self._linkage_writers = {}
 
 
 def file_metadata(local: Path, dataset: Any, partner: str, ingest_id: str, received: date) -> dict[str, str]:
@@ -163,6 +193,13 @@ def read_file(data: bytes) -> pa.Table:
     import io
 
     return pq.read_table(io.BytesIO(data))
+
+
+def row_mask(table: pa.Table, rows: list[int]) -> pa.ChunkedArray:
+    """The rows of a curated file with these row numbers: a person's rows, as the person index names them."""
+    import pyarrow.compute as pc
+
+    return pc.fill_null(pc.is_in(table.column(ROW), pa.array(rows, pa.int32())), False)
 
 
 def person_mask(table: pa.Table, pseudonyms: set[str]) -> pa.ChunkedArray:

@@ -2,7 +2,7 @@
 
     resolve partner and dataset -> spool and recognise the file -> check header and rows against the contract
     -> drop rows without consent or on the suppression register -> pseudonymise, generalise, minimise
-    -> write Parquet (temporary) -> upload curated files -> subject index and links -> receipt
+    -> write Parquet (temporary) -> upload curated files -> the upload's records for the person index -> receipt
     -> ledger (the commit point) -> audit -> delete the raw file
 
 Every step before the ledger is idempotent (deterministic names, upserts), and every step after it is retried
@@ -16,26 +16,28 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any
 
+import pyarrow.parquet as pq
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
+from shared.identity.index import PersonIndex
 from shared.identity.keys import KeySource, RootKey
 from shared.identity.pseudonymise import Pseudonymiser, scoped_type
+from shared.identity.records import RecordMaker
 from shared.identity.register import SuppressionRegister, SuppressionSnapshot
-from shared.identity.subjects import SubjectIndex, link_rows, subject_rows
 from shared.ingest import columnar, curated, ledger
 from shared.ingest.events import BlobCreated, bare_etag
 from shared.ingest.formats import TextProfile, read_table, spool, too_large
 from shared.ingest.ledger import Ledger
 from shared.ingest.receipts import ProblemLog, RowCounts, build_receipt, receipt_path
 from shared.platform.audit import AuditLog
-from shared.platform.storage import AUDIT, CURATED, INGESTS, LINKS, RECEIPTS, REGISTER, SUBJECTS, Storage
+from shared.platform.storage import AUDIT, CURATED, INGESTS, RECEIPTS, REGISTER, Storage
 from shared.policy.contracts import BoundContract, CheckedRow, FileRejected, Problem
 from shared.policy.loader import Dataset, Partner, Policy
 from shared.policy.retention_rules import purge_month
@@ -68,6 +70,8 @@ class Upload:
     dataset: Dataset | None = None
     files: dict[str, str] = field(default_factory=dict)
     """Purge month -> curated blob name."""
+    linkage: dict[str, Path] = field(default_factory=dict)
+    """Purge month -> the local linkage columns of that file's rows."""
     reader: str | None = None
     """Which path read the rows: columnar or rows."""
 
@@ -81,7 +85,7 @@ class IngestPipeline:
         self.ledger = Ledger(storage.table(INGESTS))
         self.audit = AuditLog(storage.table(AUDIT))
         self.register = SuppressionRegister(storage.table(REGISTER))
-        self.index = SubjectIndex(storage.table(SUBJECTS), storage.table(LINKS))
+        self.index = PersonIndex(storage, keys)
         self._checkpoint = checkpoint
 
     # Entry point -----------------------------------------------------------------------------------------
@@ -124,6 +128,7 @@ class IngestPipeline:
                 raise FileRejected(too_large(self.policy.programme.limits.max_file_bytes))
             writer = curated.CuratedWriter(upload.dataset.contract, self._file_metadata(ingest_id, key))
             local_files = self._process(upload, ingest_id, key, writer)
+            upload.linkage = writer.linkage_files()
             self._checkpoint("processed")
             self._publish(upload, ingest_id, local_files, earlier)
         except FileRejected as rejected:
@@ -190,25 +195,9 @@ class IngestPipeline:
                 self.storage.platform_blob(CURATED, upload.files[month]).upload_blob(
                     data, overwrite=True, max_concurrency=2, metadata=metadata)
         self._checkpoint("curated")
-        identifiers = curated.identifier_columns(dataset.contract)
-        self.index.add(self._index_entries(upload, ingest_id, local_files, identifiers))
+        self.index.write_records(ingest_id, upload.partner_id, dataset.name,
+                                 ((upload.files[month], pq.read_table(path)) for month, path in upload.linkage.items()))
         self._checkpoint("indexed")
-
-    def _index_entries(self, upload: Upload, ingest_id: str, local_files: dict[str, Path],
-                       identifiers: list[str]) -> Iterator[tuple[str, dict[str, Any]]]:
-        """Subject rows and identifier links for every curated file, read back a batch at a time."""
-        dataset = upload.dataset
-        assert dataset is not None
-        for month, local in local_files.items():
-            for columns in curated.pseudonym_batches(local, identifiers):
-                rows = [[p for p in row if p] for row in zip(*columns, strict=True)]
-                people = {p for row in rows for p in row}
-                pairs = {(row[i], row[j]) for row in rows for i in range(len(row)) for j in range(i + 1, len(row))}
-                for entity in subject_rows(people, ingest_id=ingest_id, partner=upload.partner_id,
-                                           dataset=dataset.name, purge_month=month, file=upload.files[month]):
-                    yield "subject", entity
-                for entity in link_rows(pairs, ingest_id=ingest_id):
-                    yield "link", entity
 
     def _forget_stale_files(self, earlier: ledger.LedgerEntry | None, keep: set[str]) -> None:
         """A retry whose rows fall in fewer months than before (the register changed) removes the extra files."""
@@ -258,13 +247,15 @@ def transform(spooled: IO[bytes], policy: Policy, upload: Upload, ingest_id: str
     header, rows, profile = read_table(spooled, limits.max_line_chars)
     bound = BoundContract(dataset.contract, header)
     pseudonymiser = Pseudonymiser(key.material)
-    handler = _RowHandler(policy, dataset, upload, ingest_id, pseudonymiser, register)
+    records = RecordMaker(key.material, pseudonymiser, upload.partner_id)
+    handler = _RowHandler(policy, dataset, upload, ingest_id, records, register)
     upload.reader = "rows"
-    if columnar.can_read(profile, limits.max_line_chars):
+    # Names become match keys one row at a time, so files that send them take the row path.
+    if columnar.can_read(profile, limits.max_line_chars) and not dataset.contract.matches:
         rows.close()  # the row reader lets go of the file before Arrow reads it
         spooled.seek(0)
         try:
-            context = _columnar_context(policy, upload, ingest_id, bound, handler, pseudonymiser, register, profile)
+            context = _columnar_context(policy, upload, ingest_id, bound, handler, records, register, profile)
             columnar.transform(spooled, context, upload.counts, writer)
             upload.reader = "columnar"
         except columnar.Fallback:
@@ -285,12 +276,12 @@ def transform(spooled: IO[bytes], policy: Policy, upload: Upload, ingest_id: str
 
 
 def _columnar_context(policy: Policy, upload: Upload, ingest_id: str, bound: BoundContract, handler: _RowHandler,
-                      pseudonymiser: Pseudonymiser, register: SuppressionSnapshot,
-                      profile: TextProfile) -> columnar.Context:
+                      records: RecordMaker, register: SuppressionSnapshot, profile: TextProfile) -> columnar.Context:
     dataset = upload.dataset
     assert dataset is not None
     return columnar.Context(
-        bound=bound, handler=handler, pseudonymiser=pseudonymiser, partner=upload.partner_id, ingest_id=ingest_id,
+        bound=bound, handler=handler, pseudonymiser=records.pseudonymiser, records=records, partner=upload.partner_id,
+        ingest_id=ingest_id,
         received=upload.received_at.date(), needs_consent=dataset.basis == "consent",
         suppressed=register.suppressed(dataset.basis), retention_column=dataset.retention.column,
         max_rows=policy.programme.limits.max_rows, ascii=profile.ascii, longest_line=profile.longest_line)
@@ -300,10 +291,11 @@ class _RowHandler:
     """Turns checked rows into stored rows: consent, pseudonyms, suppression, purge month."""
 
     def __init__(self, policy: Policy, dataset: Dataset, upload: Upload, ingest_id: str,
-                 pseudonymiser: Pseudonymiser, register: SuppressionSnapshot) -> None:
+                 records: RecordMaker, register: SuppressionSnapshot) -> None:
         self.policy, self.dataset, self.upload = policy, dataset, upload
         self.ingest_id = ingest_id
-        self.pseudonymiser = pseudonymiser
+        self.records = records
+        self.pseudonymiser = records.pseudonymiser
         self.register = register
         self.needs_consent = dataset.basis == "consent"
         self._months: dict[date | None, str] = {}
@@ -325,12 +317,16 @@ class _RowHandler:
         pseudonyms = {column.output_name or "": self.pseudonymiser.pseudonym(
             scoped_type(column.id_type or "", self.upload.partner_id), value)
             for column, value in checked.identifiers}
-        if self.register.suppresses(pseudonyms.values(), self.dataset.basis):
+        linkage = self.records.record(((column.id_type or "", column.names_a_person, value,
+                                        pseudonyms[column.output_name or ""]) for column, value in checked.identifiers),
+                                      checked.match)
+        if self.register.suppresses(linkage.suppression_keys, self.dataset.basis):
             counts.suppressed += 1
             return
         month = self.purge_month(checked.dates.get(self.dataset.retention.column or ""))
         record = {**checked.values, **pseudonyms, curated.SUBJECT_ID: next(iter(pseudonyms.values())),
-                  curated.INGEST_ID: self.ingest_id, curated.PURGE_MONTH: month}
+                  curated.INGEST_ID: self.ingest_id, curated.PURGE_MONTH: month, curated.ROW: checked.row,
+                  **linkage.columns(curated.LINKAGE)}
         writer.add(month, record)
         counts.stored += 1
 

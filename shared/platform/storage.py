@@ -31,16 +31,18 @@ CURATED = "curated"
 RECEIPTS = "receipts"
 REPORTS = "reports"
 EXPORTS = "exports"
-PLATFORM_CONTAINERS = (CURATED, RECEIPTS, REPORTS, EXPORTS)
+LINKAGE = "linkage"
+"""The restricted linkage store: match keys and the person index, never read by reports or extracts."""
+PLATFORM_CONTAINERS = (CURATED, RECEIPTS, REPORTS, EXPORTS, LINKAGE)
 
 INGESTS = "ingests"
-SUBJECTS = "subjects"
-LINKS = "links"
 REGISTER = "register"
 AUDIT = "audit"
 REQUESTS = "requests"
 HOLDS = "holds"
-PLATFORM_TABLES = (INGESTS, SUBJECTS, LINKS, REGISTER, REQUESTS, HOLDS, AUDIT)
+REVIEWS = "reviews"
+"""The identity review queue and every decision on it."""
+PLATFORM_TABLES = (INGESTS, REGISTER, REQUESTS, HOLDS, AUDIT, REVIEWS)
 RIGHTS_QUEUE = "rights-work"
 
 TRANSACTION_LIMIT = 100

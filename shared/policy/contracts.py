@@ -6,6 +6,10 @@ A contract names each column a partner may send and its role:
 - `quasi` is generalised (postcode to district or sector, date of birth to a month or an age in months);
 - `attribute` is kept, checked against its type and allowed values or range;
 - `consent` is the row's opt-in flag, used and then dropped.
+An identifier says what it identifies: one `person` (an NHS number, a UPN, a child's reference) or a `group` (a
+family or household reference), which never joins two people. A direct or quasi column may say what it holds for
+matching (`match`: a name, the date of birth, the postcode): the person index computes keyed match keys from it
+before it is dropped or generalised (`shared/identity/matchkeys.py`).
 Errors name the row, the column and the rule; they never carry the value.
 """
 
@@ -17,11 +21,14 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cached_property
 
+from shared.identity.matchkeys import FIELDS as MATCH_FIELDS
 from shared.identity.pseudonymise import InvalidIdentifier, normalise
 from shared.policy import generalise
 from shared.policy.generalise import InvalidValue
 
 ROLES = ("identifier", "direct", "quasi", "attribute", "consent")
+IDENTIFIES = ("person", "group")
+MATCHES = MATCH_FIELDS
 GENERALISATIONS = ("postcode_district", "postcode_sector", "birth_month", "age_in_months")
 ATTRIBUTE_TYPES = ("string", "integer", "number", "date", "boolean")
 UNEXPECTED_COLUMN_ACTIONS = ("reject_file", "drop")
@@ -47,6 +54,14 @@ class Column:
     maximum: float | None = None
     step: int | None = None
     max_length: int = DEFAULT_MAX_LENGTH
+    identifies: str = "person"
+    """For identifiers: one `person`, or a `group` of people (a family reference), which never links two."""
+    match: str | None = None
+    """For direct and quasi columns: what the value is to the person index (first_name, full_name, ...)."""
+
+    @property
+    def names_a_person(self) -> bool:
+        return self.role == "identifier" and self.identifies == "person"
 
     @cached_property
     def output_name(self) -> str | None:
@@ -74,6 +89,11 @@ class Contract:
     @property
     def identifiers(self) -> tuple[Column, ...]:
         return tuple(c for c in self.columns if c.role == "identifier")
+
+    @property
+    def matches(self) -> bool:
+        """The contract sends names, a full date of birth or a postcode the person index matches on."""
+        return any(c.match for c in self.columns)
 
 
 @dataclass(frozen=True)
@@ -106,6 +126,8 @@ class CheckedRow:
     identifiers: list[tuple[Column, str]]
     consent: bool | None
     dates: dict[str, date] = field(default_factory=dict)
+    match: dict[str, object] = field(default_factory=dict)
+    """Values the person index matches on (a name, the birth date, the full postcode): in memory only."""
 
 
 def describe_header(name: str, position: int) -> str:
@@ -158,7 +180,9 @@ class BoundContract:
         problems: list[Problem] = []
         checked = CheckedRow(row=row, values={}, identifiers=[], consent=None)
         for column, position, kind in self.present:
-            if kind == "direct":
+            if kind == "direct":  # never checked, never stored: only read for match keys where it is one
+                if column.match:
+                    _keep_for_matching(checked, column, cells[position].strip())
                 continue
             text = cells[position].strip()
             if not text:
@@ -174,6 +198,8 @@ class BoundContract:
             except (InvalidValue, InvalidIdentifier) as failure:
                 problems.append(Problem(failure.rule, failure.message, row, column.name))
                 continue
+            if column.match:
+                checked.match[column.match] = generalise.full_postcode(text) if kind == "postcode" else value
             if kind == "identifier":
                 checked.identifiers.append((column, value))  # type: ignore[arg-type]
             elif kind == "consent":
@@ -226,6 +252,11 @@ class BoundContract:
                 checked.values[column.output_name or ""] = generalise.age_in_months(born, event)
             except InvalidValue as failure:
                 problems.append(Problem(failure.rule, failure.message, checked.row, column.at))
+
+
+def _keep_for_matching(checked: CheckedRow, column: Column, text: str) -> None:
+    if text and len(text) <= column.max_length:
+        checked.match[column.match or ""] = text
 
 
 MEMO_LIMIT = 10_000

@@ -26,6 +26,14 @@ def _postcode_parts(value: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
+def full_postcode(value: str) -> str:
+    """`sw98ab` -> `SW9 8AB`: the whole postcode, normalised, for match keys only (never stored)."""
+    match = _POSTCODE.match(value.strip().upper())
+    if not match:
+        raise InvalidValue("postcode.format", "not a full UK postcode (for example SW9 8AB)")
+    return f"{match.group(1)} {match.group(2)}{match.group(3)}"
+
+
 def postcode_district(value: str) -> str:
     """`SW9 8AB` -> `SW9`."""
     return _postcode_parts(value)[0]

@@ -20,7 +20,9 @@ from shared.policy.contracts import (
     ATTRIBUTE_TYPES,
     DEFAULT_MAX_LENGTH,
     GENERALISATIONS,
+    IDENTIFIES,
     INVALID_ROW_ACTIONS,
+    MATCHES,
     ROLES,
     UNEXPECTED_COLUMN_ACTIONS,
     Column,
@@ -458,22 +460,42 @@ class _Checker:
 
     def column(self, name: str, node: Any, path: str) -> Column:
         keys = ("role", "type", "required", "generalise", "at", "values", "min", "max", "step", "max_length",
-                "note")
+                "identifies", "match", "note")
         node = self.mapping(node, path, keys, ("role",))
         role = self.choice(node, "role", path, ROLES)
         common: _ColumnBasics = {
             "name": name, "role": role, "required": self.boolean(node, "required", path, True),
             "max_length": self.integer(node, "max_length", path, DEFAULT_MAX_LENGTH, 1, 10_000)}
         if role == "identifier":
-            return Column(**common, id_type=self.choice(node, "type", path, BASE_TYPES))
+            return Column(**common, id_type=self.choice(node, "type", path, BASE_TYPES),
+                          identifies=self.choice(node, "identifies", path, IDENTIFIES, "person"))
+        self.refuse(node, "identifies", path, "only an identifier says what it identifies")
         if role == "quasi":
             generalisation = self.choice(node, "generalise", path, GENERALISATIONS)
             if generalisation == "age_in_months" and "at" not in node:
                 self.fail(f"{path}.at", "age_in_months needs the date column the age is measured at")
-            return Column(**common, generalise=generalisation, at=node.get("at"))
+            postcode = generalisation.startswith("postcode")
+            return Column(**common, generalise=generalisation, at=node.get("at"),
+                          match=self.match(node, path, ("postcode",) if postcode else ("date_of_birth",)))
+        if role == "direct":
+            return Column(**common, match=self.match(node, path, ("first_name", "surname", "full_name")))
+        self.refuse(node, "match", path, "only direct and quasi columns are matched on")
         if role == "attribute":
             return self.attribute(node, path, common)
         return Column(**common)
+
+    def match(self, node: dict, path: str, allowed: tuple[str, ...]) -> str | None:
+        """What a direct or quasi column holds for the person index: a name, the date of birth, the postcode."""
+        if "match" not in node:
+            return None
+        value = self.choice(node, "match", path, MATCHES)
+        if value not in allowed:
+            self.fail(f"{path}.match", f"{value!r} does not fit this column", ", ".join(allowed))
+        return value
+
+    def refuse(self, node: dict, key: str, path: str, why: str) -> None:
+        if key in node:
+            self.fail(f"{path}.{key}", why)
 
     def attribute(self, node: dict, path: str, common: _ColumnBasics) -> Column:
         kind = self.choice(node, "type", path, ATTRIBUTE_TYPES)

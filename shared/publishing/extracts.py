@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.identity.index import PersonIndex
 from shared.identity.keys import KeySource
 from shared.identity.pseudonymise import Pseudonymiser
 from shared.platform.audit import AuditLog
@@ -76,9 +77,9 @@ def k_anonymise(rows: list[dict[str, Any]], quasi: tuple[str, ...], k: int) -> t
 
 
 class ExtractService:
-    def __init__(self, policy: Policy, storage: Storage, keys: KeySource,
+    def __init__(self, policy: Policy, storage: Storage, keys: KeySource, index: PersonIndex,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
-        self.policy, self.storage, self.keys, self.clock = policy, storage, keys, clock
+        self.policy, self.storage, self.keys, self.index, self.clock = policy, storage, keys, index, clock
         self.audit = AuditLog(storage.table(AUDIT))
 
     def build(self, name: str, caller: str) -> dict[str, Any]:
@@ -102,7 +103,7 @@ class ExtractService:
                 "link_expires_in_hours": 24}
 
     def _rows(self, spec: ExtractSpec) -> list[dict[str, Any]]:
-        data = analysis.load(self.storage, spec.datasets, set(spec.columns))
+        data = analysis.load(self.storage, self.index, spec.datasets, set(spec.columns))
         recipient = Pseudonymiser(self.keys.root_key().material, domain=f"extract:{spec.recipient}")
         return [{RECIPIENT_ID: recipient.pseudonym("subject", row["_person"]),
                  **{c: row.get(c) for c in spec.columns}} for row in data.rows]

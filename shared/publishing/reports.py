@@ -19,6 +19,7 @@ from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
+from shared.identity.index import PersonIndex
 from shared.platform.audit import AuditLog
 from shared.platform.auth import Problem
 from shared.platform.csvsafe import to_csv
@@ -31,9 +32,9 @@ NOT_RECORDED = "not recorded"
 
 
 class ReportService:
-    def __init__(self, policy: Policy, storage: Storage,
+    def __init__(self, policy: Policy, storage: Storage, index: PersonIndex,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
-        self.policy, self.storage, self.clock = policy, storage, clock
+        self.policy, self.storage, self.index, self.clock = policy, storage, index, clock
         self.audit = AuditLog(storage.table(AUDIT))
 
     def spec(self, name: str) -> ReportSpec:
@@ -83,7 +84,7 @@ class ReportService:
         if spec.kind == "impact":
             return self._impact_table(spec)
         columns = set(spec.dimensions) | set(spec.filters) | ({spec.measure_column} if spec.measure_column else set())
-        data = analysis.load(self.storage, spec.datasets, columns)
+        data = analysis.load(self.storage, self.index, spec.datasets, columns)
         rows = [r for r in data.rows if all(_label(r.get(c)) in allowed for c, allowed in spec.filters.items())]
         first = sorted({_label(r.get(spec.dimensions[0])) for r in rows})
         second = sorted({_label(r.get(spec.dimensions[1])) for r in rows}) if len(spec.dimensions) == 2 else [""]
@@ -113,7 +114,7 @@ class ReportService:
         if service_column is None or outcome_column is None:
             raise ValueError(f"report {spec.name!r}: an impact report needs its service and outcome columns")
         columns = {service_column, outcome_column, *spec.date_columns.values()}
-        data = analysis.load(self.storage, spec.datasets, columns)
+        data = analysis.load(self.storage, self.index, spec.datasets, columns)
         services: dict[str, set[str]] = defaultdict(set)
         scores: dict[str, list[tuple[date, float]]] = defaultdict(list)
         for row in data.rows:

@@ -67,5 +67,5 @@ def _public(hold: dict[str, Any]) -> dict[str, Any]:
     """A hold as the API shows it: who and why, never the held person's pseudonyms."""
     shown = {k: v for k, v in hold.items() if k not in ("PartitionKey", "RowKey", "pseudonyms")}
     shown["id"] = hold["RowKey"]
-    shown["people"] = len(json.loads(hold.get("pseudonyms") or "[]"))
+    shown["people"] = 1 if json.loads(hold.get("pseudonyms") or "[]") else 0
     return shown

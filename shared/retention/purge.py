@@ -27,10 +27,10 @@ import pyarrow.compute as pc
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
-from shared.identity.subjects import subject_rows
+from shared.identity.index import PersonIndex, record_id
 from shared.ingest import curated
 from shared.platform.audit import AuditLog
-from shared.platform.storage import AUDIT, CURATED, EXPORTS, HOLDS, REPORTS, SUBJECTS, Storage, upsert_in_transactions
+from shared.platform.storage import AUDIT, CURATED, EXPORTS, HOLDS, REPORTS, Storage
 from shared.policy.loader import Dataset, Policy
 from shared.policy.retention_rules import describe, due, fingerprint, purge_month
 from shared.retention.holds import ActiveHolds, HoldRegister
@@ -61,9 +61,9 @@ class CuratedFile:
 
 
 class RetentionService:
-    def __init__(self, policy: Policy, storage: Storage,
+    def __init__(self, policy: Policy, storage: Storage, index: PersonIndex,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
-        self.policy, self.storage, self.clock = policy, storage, clock
+        self.policy, self.storage, self.index, self.clock = policy, storage, index, clock
         self.holds = HoldRegister(storage.table(HOLDS))
         self.audit = AuditLog(storage.table(AUDIT))
 
@@ -95,7 +95,7 @@ class RetentionService:
                   "purge_month": file.purge_month, "rows": file.rows, "rule": describe(dataset.retention)}
         if holds.covers_dataset(file.dataset):
             return {**action, "action": "held"}
-        held = self._held_rows(file, holds) if holds.people else 0
+        held = len(self._held_rows(file.name, holds)) if holds.people else 0
         if held:
             return {**action, "action": "trim", "rows": file.rows - held, "held_rows": held}
         return {**action, "action": "delete"}
@@ -147,7 +147,7 @@ class RetentionService:
         elif kind == "delete":
             self._purge_file(action["file"], keep=frozenset())
         elif kind == "trim":
-            self._purge_file(action["file"], keep=self.holds.active().people)
+            self._purge_file(action["file"], keep=self._held_rows(action["file"], self.holds.active()))
 
     @staticmethod
     def _summary(record: dict[str, Any]) -> dict[str, Any]:
@@ -162,13 +162,13 @@ class RetentionService:
 
     # File operations (each safe to repeat) ----------------------------------------------------------------
 
-    def _purge_file(self, name: str, keep: frozenset[str]) -> None:
-        """Index entries first (they are found through the file's own pseudonyms), then the rows."""
+    def _purge_file(self, name: str, keep: frozenset[int]) -> None:
+        """The person index's records first (they name the file's rows), then the rows; `keep` are held rows."""
         opened = self._open(name)
         if opened is None:
             return
         file, table, etag, metadata = opened
-        held = curated.person_mask(table, set(keep)) if keep else pa.array([False] * len(table))
+        held = curated.row_mask(table, sorted(keep)) if keep else pa.array([False] * len(table))
         gone = table.filter(pc.invert(held))
         self._unindex(file, gone)
         blob = self.storage.platform_blob(CURATED, name)
@@ -199,11 +199,8 @@ class RetentionService:
             self.storage.platform_blob(CURATED, target).upload_blob(
                 curated.to_bytes(part), overwrite=True,
                 metadata={**metadata, "rows": str(len(part)), "retention": fingerprint(dataset.retention)})
-            upsert_in_transactions(self.storage.table(SUBJECTS), subject_rows(
-                _pseudonyms(part), ingest_id=file.ingest_id, partner=file.partner, dataset=file.dataset,
-                purge_month=month, file=target))
-        if file.purge_month not in months:
-            self._unindex(file, table)
+            self.index.relocate_records(file.ingest_id, dict.fromkeys(part.column(curated.ROW).to_pylist(), target))
+        if file.purge_month not in months:  # its records now name the new files
             self._delete(CURATED, name)
 
     def _new_months(self, file: CuratedFile, dataset: Dataset, table: pa.Table | None = None) -> list[str]:
@@ -214,17 +211,16 @@ class RetentionService:
         return [purge_month(rule, received=file.received, programme_end=end,
                             anchor_value=_stored_anchor(rule.column, dataset, row)) for row in rows]
 
-    def _held_rows(self, file: CuratedFile, holds: ActiveHolds) -> int:
-        table = self._table(file.name)
-        if not table.num_rows:
-            return 0  # gone since it was listed
-        return int(pc.sum(curated.person_mask(table, set(holds.people))).as_py() or 0)
+    def _held_rows(self, name: str, holds: ActiveHolds) -> frozenset[int]:
+        """The rows of a file that belong to a held person, as the person index resolves them now."""
+        if not holds.people:
+            return frozenset()
+        self.index.ensure_linked()
+        people = self.index.resolve(holds.people)
+        return frozenset(row["row"] for row in self.index.records_of(people) if row["file"] == name)
 
     def _unindex(self, file: CuratedFile, rows: pa.Table) -> None:
-        subjects = self.storage.table(SUBJECTS)
-        for pseudonym in _pseudonyms(rows):
-            with contextlib.suppress(ResourceNotFoundError):
-                subjects.delete_entity(pseudonym[:1], f"{pseudonym}|{file.ingest_id}|{file.purge_month}")
+        self.index.forget_records({record_id(file.ingest_id, row) for row in rows.column(curated.ROW).to_pylist()})
 
     # Storage helpers --------------------------------------------------------------------------------------
 
@@ -269,11 +265,6 @@ class RetentionService:
             return json.loads(blob.download_blob().readall())
         except ResourceNotFoundError:
             return None
-
-
-def _pseudonyms(table: pa.Table) -> set[str]:
-    names = [n for n in table.column_names if n.endswith("_pseudonym")]
-    return {p for name in names for p in table.column(name).to_pylist() if p}
 
 
 def _stored_anchor(column: str | None, dataset: Dataset, row: dict[str, Any]) -> date | None:

@@ -1,12 +1,13 @@
 """People's rights, end to end: from a request to the data, within the legal deadline.
 
-A request names identifiers; they are pseudonymised exactly as at ingest, identifier links are followed, and the
-subject index names every curated file holding the person's rows, so the work grows with the person's data, not
-with the store. Access builds an Art 15 pack; erasure and withdrawal of consent rewrite only the files that hold
-the person's rows (each replaced atomically) and put the person on the suppression register, so later uploads of
-their rows are dropped; restriction keeps the data but excludes it from reports and extracts; an objection
-restricts until it is decided, and an upheld objection erases; rectification corrects attribute values, keeping
-the old value only as a keyed hash in the audit trail. Every step is audited without identities.
+A request names identifiers (or a name, date of birth and postcode); they are pseudonymised or turned into match
+keys exactly as at ingest, and the person index resolves them to exactly one person and that person's records
+(curated file and row), so the work grows with the person's data, not with the store, and a sibling who shares a
+family reference is never touched. Access builds an Art 15 pack; erasure and withdrawal of consent rewrite only
+the files that hold the person's rows (each replaced atomically) and put the person on the suppression register,
+so later uploads of their rows are dropped; restriction keeps the data but excludes it from reports and extracts;
+an objection restricts until it is decided, and an upheld objection erases; rectification corrects attribute
+values, keeping the old value only as a keyed hash in the audit trail. Every step is audited without identities.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ import pyarrow.compute as pc
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
+from shared.identity.index import PersonIndex
 from shared.identity.keys import KeySource
+from shared.identity.matchkeys import MatchKeys, identity_from
 from shared.identity.pseudonymise import (
     BASE_TYPES,
     PARTNER_SCOPED,
@@ -36,13 +39,12 @@ from shared.identity.pseudonymise import (
     scoped_type,
 )
 from shared.identity.register import RESTRICTED, SuppressionRegister
-from shared.identity.subjects import SubjectIndex
 from shared.ingest import curated
 from shared.platform.audit import AuditLog
 from shared.platform.auth import Problem
-from shared.platform.storage import AUDIT, CURATED, EXPORTS, LINKS, REGISTER, REQUESTS, RIGHTS_QUEUE, SUBJECTS, Storage
-from shared.policy.contracts import parse_attribute
-from shared.policy.generalise import InvalidValue
+from shared.platform.storage import AUDIT, CURATED, EXPORTS, REGISTER, REQUESTS, RIGHTS_QUEUE, Storage
+from shared.policy.contracts import parse_attribute, parse_date
+from shared.policy.generalise import InvalidValue, full_postcode
 from shared.policy.loader import Dataset, Policy
 from shared.rights import access
 from shared.rights.requests import (
@@ -63,7 +65,19 @@ ERASES = {
 EXCEPTION_BASES = ("legal_obligation",)
 """Erasure of data held to comply with a legal obligation is an exception the DPO decides."""
 LABELS = {"nhs_number": "the NHS number given", "upn": "the unique pupil number given",
-          "partner_ref": "the reference given", "partner_pseudonym": "the partner's pseudonym given"}
+          "partner_ref": "the reference given", "partner_pseudonym": "the partner's pseudonym given",
+          "nhs_number_token": "the NHS number token given", "name": "the name and date of birth given",
+          "postcode": "the postcode given"}
+NAME_KEYS = ("name_dob",)
+"""Exact name and date of birth: what a request made without an identifier is resolved by first."""
+LOOSE_NAME_KEYS = ("forms_dob", "name_swapped_dob")
+"""Tried where the exact key finds nobody: a nickname, or day and month swapped."""
+POSTCODE_KEYS = ("surname_dob_postcode", "first_dob_postcode")
+"""Decide between two people with one name and date of birth."""
+
+
+class AmbiguousPerson(Exception):
+    """The name, date of birth and postcode given fit more than one person: an identifier is needed."""
 MAX_CONTEXT = 2000
 PACK_DAYS = 30
 """An access pack is destroyed by the retention run this long after it was made (its link lasts a day)."""
@@ -71,9 +85,15 @@ PACK_DAYS = 30
 
 @dataclass
 class Person:
-    pseudonyms: set[str]
+    keys: set[str]
+    """Person keys from the index (one, unless a request's identifiers name two people the index keeps apart)."""
     entries: list[dict[str, Any]] = field(default_factory=list)
-    """Subject index rows: one per (pseudonym, upload, file)."""
+    """Records: one per stored row (record, ingest_id, row, partner, dataset, file, person_key)."""
+    pseudonyms: set[str] = field(default_factory=set)
+    """The person's identifier pseudonyms, as the access pack names them."""
+
+    def rows_in(self, file: str) -> list[int]:
+        return sorted(entry["row"] for entry in self.entries if entry["file"] == file)
 
 
 class RightsService:
@@ -81,7 +101,7 @@ class RightsService:
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.policy, self.storage, self.keys, self.clock = policy, storage, keys, clock
         self.requests = RequestRegister(storage.table(REQUESTS))
-        self.index = SubjectIndex(storage.table(SUBJECTS), storage.table(LINKS))
+        self.index = PersonIndex(storage, keys)
         self.register = SuppressionRegister(storage.table(REGISTER))
         self.audit = AuditLog(storage.table(AUDIT))
 
@@ -161,7 +181,11 @@ class RightsService:
         request = self.requests.get(request_id)
         if request.status != IN_PROGRESS:
             return  # a redelivered message: the work is done
-        person = self._person(request)
+        try:
+            person = self._person(request)
+        except AmbiguousPerson:
+            self._needs_identifier(request)
+            return
         if request.type == "access":
             request.result = self._access(person, request)
         elif request.type == "restriction":
@@ -185,7 +209,8 @@ class RightsService:
     # Finding the person -----------------------------------------------------------------------------------
 
     def _given(self, identifiers: object) -> list[dict[str, str]]:
-        return given_identifiers(identifiers, self.policy, Pseudonymiser(self.keys.root_key().material))
+        root = self.keys.root_key().material
+        return given_identifiers(identifiers, self.policy, Pseudonymiser(root), MatchKeys(root))
 
     def _corrections(self, corrections: object) -> list[dict[str, Any]]:
         if not isinstance(corrections, list) or not corrections:
@@ -209,12 +234,47 @@ class RightsService:
     def _dataset_named(self, name: object) -> Dataset | None:
         return next((d for p in self.policy.partners.values() for d in p.datasets.values() if d.name == name), None)
 
+    def person_keys(self, identifiers: object) -> set[str]:
+        """The person keys the index resolves these identifiers to (a split names its person this way)."""
+        return self._resolve(self._given(identifiers)).keys
+
+    def hold_keys(self, identifiers: object) -> set[str]:
+        """What a legal hold on a person holds them by: their own identifiers and strong keys, as resolved now."""
+        person = self._resolve(self._given(identifiers))
+        return self.index.suppression_keys_of(person.keys)
+
     def _person(self, request: RightsRequest) -> Person:
-        pseudonyms: set[str] = set()
-        for pseudonym in request.pseudonyms:
-            pseudonyms |= self.index.linked(pseudonym)
-        entries = [entry for p in sorted(pseudonyms) for entry in self.index.files_for(p)]
-        return Person(pseudonyms, entries)
+        return self._resolve(request.given)
+
+    def _resolve(self, given: list[dict[str, str]]) -> Person:
+        """Exactly the person the index resolves, with every record of theirs."""
+        self.index.ensure_linked()
+        by_kind: dict[str, set[str]] = {}
+        for item in given:
+            by_kind.setdefault(item.get("kind", "identifier"), set()).add(item["pseudonym"])
+        keys = self.index.resolve(by_kind.get("identifier", set()))
+        if not keys and "name_dob" in by_kind:
+            keys = self._by_name(by_kind)
+        entries = self.index.records_of(keys)
+        return Person(keys, entries, self.index.identifiers_of(keys))
+
+    def _needs_identifier(self, request: RightsRequest) -> None:
+        request.status = AWAITING_DECISION
+        request.result = {"needs_decision": {"reason": "the name, date of birth and postcode given fit more than one "
+                                                       "person: ask the requester for an identifier"}}
+        request.note(self.clock(), "platform", "more than one person fits: an identifier is needed")
+        self.requests.save(request)
+        self._audit("rights.request.ambiguous", request, "platform")
+
+    def _by_name(self, by_kind: dict[str, set[str]]) -> set[str]:
+        """A request made with name, date of birth and postcode: exact first, then loose; the postcode decides
+        between two people; still two is a problem for the officer, never a guess."""
+        keys = self.index.resolve(by_kind["name_dob"]) or self.index.resolve(by_kind.get("loose_name_dob", set()))
+        if len(keys) > 1 and by_kind.get("postcode_dob"):
+            keys &= self.index.resolve(by_kind["postcode_dob"])
+        if len(keys) > 1:
+            raise AmbiguousPerson
+        return keys
 
     def _basis(self, entry: dict[str, Any]) -> str | None:
         partner = self.policy.partners.get(entry["partner"])
@@ -233,7 +293,7 @@ class RightsService:
         if found is None:
             return None  # purged since it was indexed
         table, properties = found
-        return table, curated.person_mask(table, person.pseudonyms), properties.etag
+        return table, curated.row_mask(table, person.rows_in(file)), properties.etag
 
     # Access -----------------------------------------------------------------------------------------------
 
@@ -258,19 +318,16 @@ class RightsService:
     # Erasure and withdrawal -------------------------------------------------------------------------------
 
     def _erase(self, person: Person, bases: tuple[str, ...], request: RightsRequest) -> dict[str, int]:
-        """Suppress first (so no upload brings them back meanwhile), then rewrite each file, then the index."""
-        for pseudonym in person.pseudonyms:
+        """Suppress first (so no upload brings them back meanwhile), then rewrite each file, then the index.
+        The register gets the person's own identifiers and strong match keys, never a family reference."""
+        for pseudonym in sorted(self.index.suppression_keys_of(person.keys)):
             for basis in bases:
                 self.register.add(pseudonym, basis, f"{request.type} {request.id}")
         removed: dict[str, int] = {}
         targets = [e for e in person.entries if self._basis(e) in bases]
         for entry in _unique_files(targets):
             removed[entry["dataset"]] = removed.get(entry["dataset"], 0) + self._remove_rows(entry["file"], person)
-        subjects = self.storage.table(SUBJECTS)
-        for entry in targets:
-            subjects.delete_entity(entry["PartitionKey"], entry["RowKey"])
-        if len(targets) == len(person.entries):
-            self._forget_links(person)
+        self.index.forget_records({entry["record"] for entry in targets})
         return removed
 
     def _remove_rows(self, file: str, person: Person) -> int:
@@ -294,22 +351,14 @@ class RightsService:
                 continue
         raise RuntimeError("a curated file kept changing while it was being rewritten")
 
-    def _forget_links(self, person: Person) -> None:
-        links = self.storage.table(LINKS)
-        for pseudonym in person.pseudonyms:
-            for row in links.query_entities("PartitionKey eq @pk and RowKey gt @low and RowKey lt @high",
-                                            parameters={"pk": pseudonym[:1], "low": f"{pseudonym}|",
-                                                        "high": f"{pseudonym}|~"}):
-                links.delete_entity(row["PartitionKey"], row["RowKey"])
-
     # Restriction ------------------------------------------------------------------------------------------
 
     def _restrict(self, person: Person, request_id: str) -> None:
-        for pseudonym in person.pseudonyms:
+        for pseudonym in sorted(person.pseudonyms):
             self.register.add(pseudonym, RESTRICTED, f"restriction {request_id}")
 
     def _lift_restriction(self, person: Person) -> None:
-        for pseudonym in person.pseudonyms:
+        for pseudonym in sorted(person.pseudonyms):
             with contextlib.suppress(ResourceNotFoundError):
                 self.register.remove(pseudonym, RESTRICTED)
 
@@ -359,16 +408,21 @@ class RightsService:
                           actor=actor)
 
 
-def given_identifiers(identifiers: object, policy: Policy, pseudonymiser: Pseudonymiser) -> list[dict[str, str]]:
-    """Pseudonymise the identifiers a request names: [{pseudonym, label}]; a malformed one is a 400 naming the
-    field and the rule, never the value."""
+def given_identifiers(identifiers: object, policy: Policy, pseudonymiser: Pseudonymiser,
+                      match_keys: MatchKeys) -> list[dict[str, str]]:
+    """Pseudonymise the identifiers a request names: [{pseudonym, label, kind}]; a name, date of birth and postcode
+    become match keys, never stored as typed. A malformed one is a 400 naming the field and the rule, never the
+    value."""
     if not isinstance(identifiers, list) or not identifiers:
         raise _bad("identifiers", "identifiers.required", "give at least one identifier")
     given = []
     for index, item in enumerate(identifiers):
         where = f"identifiers[{index}]"
+        if isinstance(item, dict) and item.get("type") == "name":
+            given += _name_keys(item, where, match_keys)
+            continue
         if not isinstance(item, dict) or item.get("type") not in BASE_TYPES:
-            raise _bad(f"{where}.type", "identifier.type", f"type must be one of: {', '.join(BASE_TYPES)}")
+            raise _bad(f"{where}.type", "identifier.type", f"type must be one of: {', '.join((*BASE_TYPES, 'name'))}")
         base, partner = item["type"], item.get("partner")
         if base in PARTNER_SCOPED and partner not in policy.partners:
             raise _bad(f"{where}.partner", "identifier.partner", "name the partner in the policy that issued it")
@@ -377,8 +431,27 @@ def given_identifiers(identifiers: object, policy: Policy, pseudonymiser: Pseudo
         except InvalidIdentifier as invalid:
             raise _bad(f"{where}.value", invalid.rule, invalid.message) from None
         label = LABELS[base] + (f" ({partner})" if base in PARTNER_SCOPED else "")
-        given.append({"pseudonym": pseudonymiser.pseudonym(scoped_type(base, partner or ""), value), "label": label})
+        pseudonym = pseudonymiser.pseudonym(scoped_type(base, partner or ""), value)
+        given.append({"pseudonym": pseudonym, "label": label, "kind": "identifier"})
     return given
+
+
+def _name_keys(item: dict[str, Any], where: str, match_keys: MatchKeys) -> list[dict[str, str]]:
+    """{type: name, name, date_of_birth, postcode}: the keys the index matches on, under their kinds."""
+    name = item.get("name")
+    if not isinstance(name, str) or len(name.split()) < 2 or len(name) > 200:
+        raise _bad(f"{where}.name", "name.format", "give the first name and surname, as the services knew them")
+    try:
+        born = parse_date(str(item.get("date_of_birth", "")))
+        postcode = full_postcode(str(item["postcode"])) if item.get("postcode") else None
+    except InvalidValue as invalid:
+        field_name = "postcode" if invalid.rule.startswith("postcode") else "date_of_birth"
+        raise _bad(f"{where}.{field_name}", invalid.rule, invalid.message) from None
+    keys = match_keys.keys(identity_from({"full_name": name, "date_of_birth": born, "postcode": postcode}))
+    kinds = [("name_dob", NAME_KEYS, "name"), ("loose_name_dob", LOOSE_NAME_KEYS, "name"),
+             ("postcode_dob", POSTCODE_KEYS, "postcode")]
+    return [{"pseudonym": key, "label": LABELS[label], "kind": kind}
+            for kind, names, label in kinds for key_name in names for key in keys.get(key_name, [])]
 
 
 def _unique_files(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

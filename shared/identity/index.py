@@ -1,0 +1,312 @@
+"""The person index: who each stored row is about, written in bulk and looked up by the person.
+
+Everything lives in the restricted `linkage` container of the platform account (never read by reports or
+extracts, never copied into curated data):
+
+    records/<ingest>.parquet        one row per stored row of an upload: the curated file and row it describes,
+                                    its person and group identifiers (pseudonyms) and its match-key tokens;
+                                    written once per upload, so an upload adds one blob, whatever its size
+    index/persons/<bb>.parquet      person key -> each of their records (dataset, file, row)
+    index/keys/<bb>.parquet         identifier pseudonym or strong match key -> person key
+    index/state.json                the record files and decisions the index was built from
+
+`<bb>` is the first two hex digits of the key, so a lookup reads one 256th of the index for the identifiers
+given and one for the person found. `ensure_linked` rebuilds the index (`linkage.link`) when an upload or a
+decision has come since it was built: rights work, reports and the review queue call it first, so each acts
+on the persons as they are now.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
+from shared.identity import linkage
+from shared.identity.keys import KeySource
+from shared.identity.matchkeys import LIST_COLUMNS, TOKEN_COLUMNS
+from shared.identity.review import ReviewQueue
+from shared.platform.storage import LINKAGE, REVIEWS, Storage
+
+log = logging.getLogger("fdp.identity")
+
+RECORDS = "records/"
+PERSONS = "index/persons/"
+KEYS = "index/keys/"
+STATE = "index/state.json"
+BUCKET_CHARS = 2
+
+RECORD_FIELDS = [pa.field("ingest_id", pa.string()), pa.field("row", pa.int32()),
+                 pa.field("partner", pa.string()), pa.field("dataset", pa.string()), pa.field("file", pa.string()),
+                 pa.field("ids", pa.list_(pa.string())), pa.field("groups", pa.list_(pa.string())),
+                 pa.field("strong_keys", pa.list_(pa.string())),
+                 *(pa.field(name, pa.string()) for name in TOKEN_COLUMNS),
+                 *(pa.field(name, pa.list_(pa.string())) for name in LIST_COLUMNS)]
+RECORD_SCHEMA = pa.schema([pa.field("record", pa.string()), *RECORD_FIELDS])
+LOCAL_FIELDS = [f for f in RECORD_FIELDS if f.name not in ("ingest_id", "partner", "dataset", "file")]
+"""What ingest gathers per row beside the curated file; the rest is added when the upload's records are written."""
+
+
+def record_id(ingest_id: str, row: int) -> str:
+    return f"{ingest_id}:{row}"
+
+
+class PersonIndex:
+    def __init__(self, storage: Storage, keys: KeySource) -> None:
+        self.storage = storage
+        self.keys = keys
+        self.container = storage.platform_container(LINKAGE)
+        self.reviews = ReviewQueue(storage.table(REVIEWS))
+
+    # Writing an upload's records ----------------------------------------------------------------------------
+
+    def write_records(self, ingest_id: str, partner: str, dataset: str, parts: Iterable[tuple[str, pa.Table]]) -> int:
+        """One blob for the whole upload: each part is one curated file's rows (LOCAL_FIELDS). Idempotent."""
+        tables = []
+        for file, local in parts:
+            rows = local.num_rows
+            constant = {"ingest_id": ingest_id, "partner": partner, "dataset": dataset, "file": file}
+            columns = {name: pa.array([value] * rows, pa.string()) for name, value in constant.items()}
+            columns |= {name: local.column(name) for name in local.column_names}
+            columns["record"] = pc.binary_join_element_wise(columns["ingest_id"], pc.cast(local.column("row"),
+                                                                                          pa.string()), ":")
+            tables.append(pa.table({f.name: pc.cast(columns[f.name], f.type) for f in RECORD_SCHEMA},
+                                   schema=RECORD_SCHEMA))
+        table = pa.concat_tables(tables) if tables else RECORD_SCHEMA.empty_table()
+        self._upload(f"{RECORDS}{ingest_id}.parquet", table)
+        return table.num_rows
+
+    def forget_records(self, records: set[str]) -> int:
+        """Erasure: take these records out of their upload's record file (conditional on its ETag)."""
+        removed = 0
+        for ingest_id in sorted({record.split(":", 1)[0] for record in records}):
+            removed += self._rewrite_records(f"{RECORDS}{ingest_id}.parquet", records)
+        return removed
+
+    def _rewrite_records(self, name: str, records: set[str]) -> int:
+        for _ in range(5):
+            found = self._download(name)
+            if found is None:
+                return 0
+            table, etag = found
+            gone = pc.is_in(table.column("record"), pa.array(sorted(records), pa.string()))
+            count = int(pc.sum(gone).as_py() or 0)
+            blob = self.container.get_blob_client(name)
+            try:
+                if count == table.num_rows:
+                    blob.delete_blob(etag=etag, match_condition=MatchConditions.IfNotModified)
+                elif count:
+                    blob.upload_blob(_parquet(table.filter(pc.invert(gone))), overwrite=True, etag=etag,
+                                     match_condition=MatchConditions.IfNotModified)
+                return count
+            except ResourceModifiedError:
+                continue
+        raise RuntimeError("a record file kept changing while it was being rewritten")
+
+    def relocate_records(self, ingest_id: str, rows: dict[int, str]) -> int:
+        """A re-planned curated file's rows now live in another file: point their records at it."""
+        name = f"{RECORDS}{ingest_id}.parquet"
+        for _ in range(5):
+            found = self._download(name)
+            if found is None:
+                return 0
+            table, etag = found
+            files = [rows.get(row, file) for row, file in zip(table.column("row").to_pylist(),
+                                                               table.column("file").to_pylist(), strict=True)]
+            moved = table.set_column(table.schema.get_field_index("file"), "file", pa.array(files, pa.string()))
+            try:
+                self.container.get_blob_client(name).upload_blob(
+                    _parquet(moved), overwrite=True, etag=etag, match_condition=MatchConditions.IfNotModified)
+                return len(rows)
+            except ResourceModifiedError:
+                continue
+        raise RuntimeError("a record file kept changing while it was being rewritten")
+
+    # Linking ------------------------------------------------------------------------------------------------
+
+    def ensure_linked(self) -> dict[str, Any] | None:
+        """Rebuild the index if an upload, an erasure or a decision has come since it was built."""
+        sources = self._sources()
+        state = self._state()
+        if state.get("sources") == sources:
+            return None
+        return self.link(sources)
+
+    def link(self, sources: dict[str, Any] | None = None) -> dict[str, Any]:
+        sources = sources or self._sources()
+        records = self._all_records()
+        result = linkage.link(records, self.reviews.decisions(), self.keys.root_key().material)
+        self._write_index(records, result.persons)
+        queue = self.reviews.sync(result.candidates)
+        summary = {**result.summary, "review_added": queue["added"], "review_removed": queue["removed"]}
+        self._upload_bytes(STATE, json.dumps({"sources": sources, "linked_at": datetime.now(UTC).isoformat(),
+                                              "summary": summary}).encode())
+        return summary
+
+    def _sources(self) -> dict[str, Any]:
+        files = sorted(f"{blob.name}@{blob.etag}" for blob in self.container.list_blobs(name_starts_with=RECORDS))
+        return {"records": hashlib.sha256("\n".join(files).encode()).hexdigest()[:32], "files": len(files),
+                "decisions": self.reviews.version()}
+
+    def _state(self) -> dict[str, Any]:
+        try:
+            return dict(json.loads(self.container.download_blob(STATE).readall()))
+        except ResourceNotFoundError:
+            return {}
+
+    def _all_records(self) -> pa.Table:
+        tables = []
+        for blob in self.container.list_blobs(name_starts_with=RECORDS):
+            found = self._download(blob.name)
+            if found is not None:
+                tables.append(found[0].cast(RECORD_SCHEMA))
+        return pa.concat_tables(tables) if tables else RECORD_SCHEMA.empty_table()
+
+    def _write_index(self, records: pa.Table, persons: pa.Table) -> None:
+        """Persons and keys, each bucketed by its key's first hex digits; buckets left empty are removed."""
+        person_key = persons.column("person_key")
+        by_person = records.select(["record", "ingest_id", "row", "partner", "dataset", "file"]).append_column(
+            "person_key", person_key).append_column("entity", persons.column("entity"))
+        keys = _key_table(records, person_key)
+        written = self._write_buckets(PERSONS, by_person, "person_key") | self._write_buckets(KEYS, keys, "key")
+        for blob in self.container.list_blobs(name_starts_with="index/"):
+            if blob.name != STATE and blob.name not in written:
+                self.container.delete_blob(blob.name)
+
+    def _write_buckets(self, prefix: str, table: pa.Table, column: str) -> set[str]:
+        bucket = pc.utf8_slice_codeunits(table.column(column), 0, BUCKET_CHARS)
+        table = table.append_column("_bucket", bucket).sort_by([("_bucket", "ascending"), (column, "ascending")])
+        names = set()
+        start = 0
+        for entry in pc.value_counts(table.column("_bucket")).to_pylist():  # in order of first appearance: sorted
+            count = entry["counts"]
+            name = f"{prefix}{entry['values']}.parquet"
+            self._upload(name, table.slice(start, count).drop_columns(["_bucket"]))
+            names.add(name)
+            start += count
+        return names
+
+    # Looking up a person ------------------------------------------------------------------------------------
+
+    def resolve(self, keys: Iterable[str]) -> set[str]:
+        """The persons any of these identifier pseudonyms or strong match keys belong to."""
+        found: set[str] = set()
+        for bucket, wanted in _by_bucket(keys).items():
+            table = self._bucket(KEYS, bucket)
+            if table is not None:
+                hits = table.filter(pc.is_in(table.column("key"), pa.array(sorted(wanted), pa.string())))
+                found |= set(hits.column("person_key").to_pylist())
+        return found
+
+    def records_of(self, person_keys: Iterable[str]) -> list[dict[str, Any]]:
+        """Every record of these persons: record, ingest_id, row, partner, dataset, file, person_key, entity."""
+        rows: list[dict[str, Any]] = []
+        for bucket, wanted in _by_bucket(person_keys).items():
+            table = self._bucket(PERSONS, bucket)
+            if table is not None:
+                rows += table.filter(pc.is_in(table.column("person_key"),
+                                              pa.array(sorted(wanted), pa.string()))).to_pylist()
+        return rows
+
+    def person_map(self) -> dict[str, str]:
+        """record -> person key for the whole store (reports read everything anyway)."""
+        mapping: dict[str, str] = {}
+        for blob in self.container.list_blobs(name_starts_with=PERSONS):
+            found = self._download(blob.name)
+            if found is not None:
+                table = found[0]
+                mapping.update(zip(table.column("record").to_pylist(), table.column("person_key").to_pylist(),
+                                   strict=True))
+        return mapping
+
+    def identifiers_of(self, person_keys: Iterable[str]) -> set[str]:
+        """The person identifier pseudonyms of these persons (never their group identifiers)."""
+        return {value.split(linkage.KIND_SEPARATOR, 1)[1] for row in self._own_records(person_keys)
+                for value in row["ids"] or []}
+
+    def suppression_keys_of(self, person_keys: Iterable[str]) -> set[str]:
+        """What the suppression register must hold so none of their rows is stored again: their identifiers and
+        strong match keys, never a family reference they share with someone else."""
+        rows = self._own_records(person_keys)
+        return self.identifiers_of(person_keys) | {key for row in rows for key in row["strong_keys"] or []}
+
+    def _own_records(self, person_keys: Iterable[str]) -> list[dict[str, Any]]:
+        records = {row["record"] for row in self.records_of(person_keys)}
+        rows: list[dict[str, Any]] = []
+        for ingest_id in sorted({record.split(":", 1)[0] for record in records}):
+            found = self._download(f"{RECORDS}{ingest_id}.parquet")
+            if found is not None:
+                table = found[0].select(["record", "ids", "strong_keys"])
+                rows += table.filter(pc.is_in(table.column("record"), pa.array(sorted(records)))).to_pylist()
+        return rows
+
+    # Review -------------------------------------------------------------------------------------------------
+
+    def split(self, person_key: str, actor: str) -> int:
+        """Keep a person's exact-identifier entities apart from each other on every later run."""
+        entities = sorted({row["entity"] for row in self.records_of([person_key])})
+        pairs = [(a, b) for i, a in enumerate(entities) for b in entities[i + 1:]]
+        return self.reviews.keep_apart(pairs, actor, "split by a reviewer")
+
+    # Blob helpers -------------------------------------------------------------------------------------------
+
+    def _bucket(self, prefix: str, bucket: str) -> pa.Table | None:
+        found = self._download(f"{prefix}{bucket}.parquet")
+        return found[0] if found else None
+
+    def _download(self, name: str) -> tuple[pa.Table, str] | None:
+        try:
+            stream = self.container.download_blob(name)
+        except ResourceNotFoundError:
+            return None
+        return pq.read_table(io.BytesIO(stream.readall())), stream.properties.etag
+
+    def _upload(self, name: str, table: pa.Table) -> None:
+        self._upload_bytes(name, _parquet(table))
+
+    def _upload_bytes(self, name: str, data: bytes) -> None:
+        self.container.get_blob_client(name).upload_blob(data, overwrite=True)
+
+
+def _key_table(records: pa.Table, person_key: pa.ChunkedArray) -> pa.Table:
+    """identifier pseudonym (the part after `kind=`) or strong key -> person key, each pair once."""
+    owner = person_key.combine_chunks()
+    ids = records.column("ids").combine_chunks()
+    strong = records.column("strong_keys").combine_chunks()
+    pseudonyms = pc.list_element(pc.split_pattern(pc.list_flatten(ids), linkage.KIND_SEPARATOR, max_splits=1), 1)
+    keys = pa.concat_arrays([pseudonyms, pc.list_flatten(strong)])
+    owners = pa.concat_arrays([owner.take(_parents(ids)), owner.take(_parents(strong))])
+    table = pa.table({"key": pc.cast(keys, pa.string()), "person_key": owners})
+    return table.filter(pc.is_valid(table.column("key"))).group_by(["key", "person_key"]).aggregate([])
+
+
+def _parents(lists: pa.Array) -> pa.Array:
+    """Which row each flattened list value came from (an all-null list column has none)."""
+    return pc.cast(pc.list_parent_indices(lists), pa.int64())
+
+
+def _flat(array: Any) -> pa.Array:
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
+def _by_bucket(keys: Iterable[str]) -> dict[str, set[str]]:
+    buckets: dict[str, set[str]] = {}
+    for key in keys:
+        buckets.setdefault(key[:BUCKET_CHARS], set()).add(key)
+    return buckets
+
+
+def _parquet(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()

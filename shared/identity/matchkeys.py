@@ -1,0 +1,163 @@
+"""Match keys: what names, a date of birth and a postcode say about who a person is, kept only as keyed tokens.
+
+Where a partner sends direct identifiers, they are normalised at ingest and turned into tokens before they are
+dropped, in the manner of the ONS census match keys: each token is an HMAC under the platform's `linkage` domain
+(a key of its own, so a token can never be joined to a pseudonym), over one normalised field or combination.
+
+- Names: Unicode folded to ASCII (diacritics removed), case folded, letters only; a full name splits into its
+  first and last words. Each name also gets a phonetic code (jellyfish's NYSIIS) and, for first names, the formal
+  names it may be short for (the `nicknames` list: Bob, Rob and Robert share one).
+- Date of birth: the date, the date with day and month swapped (a common keying error), and the birth month.
+- Postcode: the full postcode, its sector and its district.
+
+Tokens feed the probabilistic model (`linkage.py`) and the composite keys a rights request is matched on. They
+live only in the restricted linkage store: never in curated data, receipts, reports, extracts or logs.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+
+import jellyfish
+
+from shared.identity.pseudonymise import Pseudonymiser
+
+LINKAGE_DOMAIN = "linkage"
+FIELDS = ("first_name", "surname", "full_name", "date_of_birth", "postcode")
+"""What a contract column may say it holds for matching (`match:` in the policy)."""
+
+TOKEN_COLUMNS = ("first_name", "first_sound", "surname", "surname_sound", "date_of_birth", "dob_swapped",
+                 "birth_month", "postcode", "sector", "district")
+"""One token each, or none where the row has no such value."""
+LIST_COLUMNS = ("first_forms", "surname_parts")
+"""Several tokens each: the formal names a first name may be short for; each part of a double-barrelled surname."""
+STRONG_KEYS = ("name_dob", "forms_dob", "name_swapped_dob")
+"""Composite keys that name one person on their own: full name (or a formal form) and date of birth."""
+
+_LETTERS = re.compile(r"[^a-z]")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """One row's normalised identifying values, held in memory only while the row is processed."""
+
+    first: str | None = None
+    surname: str | None = None
+    born: date | None = None
+    postcode: str | None = None
+    """Normalised by the contract: upper case, one space before the inward code (`SW9 8AB`)."""
+
+    @property
+    def empty(self) -> bool:
+        return not (self.first or self.surname or self.born or self.postcode)
+
+
+def fold(text: str) -> str:
+    """Diacritics off, case folded, letters only: `Zoë` and `ZOE` are one name; `O'Neil` is `oneil`."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return _LETTERS.sub("", ascii_text.casefold())
+
+
+def split_full_name(text: str) -> tuple[str | None, str | None]:
+    """First and last words; a hyphenated surname stays one word (its parts are compared separately)."""
+    words = [word for word in re.split(r"[\s,]+", text.strip()) if fold(word)]
+    if not words:
+        return None, None
+    return fold(words[0]) or None, _surname(words[-1]) if len(words) > 1 else None
+
+
+def identity_from(values: Mapping[str, object]) -> Identity:
+    """The identity of a row from its `match` values: first_name, surname, full_name, date_of_birth, postcode."""
+    first = (fold(str(values["first_name"])) or None) if values.get("first_name") else None
+    surname = _surname(str(values["surname"])) if values.get("surname") else None
+    if values.get("full_name"):
+        whole_first, whole_surname = split_full_name(str(values["full_name"]))
+        first, surname = first or whole_first, surname or whole_surname
+    born = values.get("date_of_birth")
+    postcode = values.get("postcode")
+    return Identity(first, surname, born if isinstance(born, date) else None,
+                    str(postcode) if postcode else None)
+
+
+def _surname(text: str) -> str | None:
+    parts = [fold(part) for part in re.split(r"[\s-]+", text) if fold(part)]
+    return "-".join(parts) or None
+
+
+@lru_cache(maxsize=4096)
+def first_name_forms(first: str) -> tuple[str, ...]:
+    """The name and the formal names it may be short for: `bob` -> bob, robert, ... (the `nicknames` list)."""
+    return tuple(sorted({first, *(fold(name) for name in _nicknamer().canonicals_of(first))}))
+
+
+@lru_cache(maxsize=1)
+def _nicknamer():  # type: ignore[no-untyped-def]
+    from nicknames import NickNamer
+
+    return NickNamer()
+
+
+@lru_cache(maxsize=8192)
+def sound(name: str) -> str:
+    """NYSIIS: Mohammed and Muhammad, Catherine and Kathryn sound alike."""
+    return jellyfish.nysiis(name.replace("-", ""))
+
+
+class MatchKeys:
+    """Tokens for one row's identity under the linkage domain key."""
+
+    def __init__(self, root_key: bytes) -> None:
+        self._keyed = Pseudonymiser(root_key, LINKAGE_DOMAIN)
+
+    def _token(self, kind: str, value: str) -> str:
+        return self._keyed.pseudonym(f"mk:{kind}", value)
+
+    def tokens(self, identity: Identity) -> dict[str, object]:
+        """Every token column (None where the value is missing) and the list columns (empty where missing)."""
+        first, surname, born, postcode = identity.first, identity.surname, identity.born, identity.postcode
+        token = self._token
+        out: dict[str, object] = dict.fromkeys(TOKEN_COLUMNS)
+        out.update({name: [] for name in LIST_COLUMNS})
+        if first:
+            out |= {"first_name": token("first", first), "first_sound": token("first_sound", sound(first)),
+                    "first_forms": [token("first_form", form) for form in first_name_forms(first)]}
+        if surname:
+            out |= {"surname": token("surname", surname), "surname_sound": token("surname_sound", sound(surname)),
+                    "surname_parts": [token("surname_part", part) for part in surname.split("-")]}
+        if born:
+            out |= {"date_of_birth": token("dob", born.isoformat()), "birth_month": token("born", f"{born:%Y-%m}"),
+                    "dob_swapped": token("dob", _swapped(born).isoformat()) if _swappable(born) else None}
+        if postcode:
+            outward, _, inward = postcode.partition(" ")
+            out |= {"postcode": token("postcode", postcode), "district": token("district", outward),
+                    "sector": token("sector", f"{outward} {inward[:1]}") if inward else None}
+        return out
+
+    def keys(self, identity: Identity) -> dict[str, list[str]]:
+        """Composite keys in the manner of the ONS census match keys; the strong ones name one person alone."""
+        first, surname, born, postcode = identity.first, identity.surname, identity.born, identity.postcode
+        keys: dict[str, list[str]] = {}
+        if first and surname and born:
+            keys["name_dob"] = [self._token("k:name_dob", f"{first}|{surname}|{born}")]
+            keys["forms_dob"] = [self._token("k:forms_dob", f"{form}|{surname}|{born}")
+                                 for form in first_name_forms(first)]
+            if _swappable(born):
+                keys["name_swapped_dob"] = [self._token("k:name_dob", f"{first}|{surname}|{_swapped(born)}")]
+        if surname and born and postcode:
+            keys["surname_dob_postcode"] = [self._token("k:surname_dob_postcode", f"{surname}|{born}|{postcode}")]
+        if first and born and postcode:
+            keys["first_dob_postcode"] = [self._token("k:first_dob_postcode", f"{first}|{born}|{postcode}")]
+        return keys
+
+
+def _swappable(born: date) -> bool:
+    return born.day <= 12 and born.day != born.month
+
+
+def _swapped(born: date) -> date:
+    return date(born.year, born.day, born.month)
