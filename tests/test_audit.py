@@ -1,5 +1,7 @@
 """The audit log is a hash chain in Table storage; the verify command detects any edited, inserted or deleted
-entry. Tampering is done the way an attacker with table access would: through the Tables API."""
+entry, and against the signed checkpoints also entries cut from the end and an edit with every later hash
+recomputed. Tampering is done the way an attacker with table access would: through the Tables API. Key Vault
+signing runs through the real azure-keyvault-keys clients against tests/keyvault_stub.py, a local stand-in."""
 
 from __future__ import annotations
 
@@ -7,11 +9,26 @@ import json
 import threading
 
 import pytest
+from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import UpdateMode
+from azure.functions.timer import TimerRequest
+from azure.keyvault.keys import KeyClient
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from devtools.eventgrid import indexed_functions
 from shared import cli
-from shared.platform.audit import PARTITION, AuditLog, entry_hash
-from shared.platform.storage import AUDIT
+from shared.platform.audit import GENESIS, HEAD, PARTITION, AuditLog, entry_hash
+from shared.platform.checkpoints import (
+    AuditBrokenError,
+    AuditCheckpoints,
+    KeyVaultAuditKey,
+    LocalAuditKey,
+    audit_key_from_settings,
+)
+from shared.platform.settings import ConfigurationError, Settings
+from shared.platform.storage import AUDIT, AUDIT_CHECKPOINTS
+from tests import keyvault_stub
 
 
 @pytest.fixture
@@ -96,3 +113,262 @@ def test_concurrent_appenders_keep_one_chain(storage):
     result = writers[0].verify()
     assert result.ok, result.problems
     assert result.entries == 24
+
+
+# Checkpoints: the chain anchored outside its table. Tampering is done through the Tables API, consistently, the
+# way someone with write access to the table and knowledge of the hash formula would do it.
+
+SECRET = "value-that-must-never-be-printed"
+
+
+@pytest.fixture
+def local_key(tmp_path) -> LocalAuditKey:
+    path = tmp_path / "audit-key.pem"
+    path.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return LocalAuditKey.from_file(str(path))
+
+
+@pytest.fixture(scope="module")
+def vault(tmp_path_factory):
+    stub, server = keyvault_stub.start(tmp_path_factory.mktemp("vault"))
+    yield stub
+    server.shutdown()
+
+
+def vault_key(vault, name: str) -> KeyVaultAuditKey:
+    return KeyVaultAuditKey(vault.url, name, keyvault_stub.StaticCredential(), verify_challenge_resource=False,
+                            connection_verify=vault.ca_file)
+
+
+def append(storage, count: int, **details) -> AuditLog:
+    audit = AuditLog(storage.table(AUDIT))
+    for number in range(count):
+        audit.append("test.event", {"number": number, **details})
+    return audit
+
+
+def recompute_from(storage, seq: int, last: int) -> None:
+    """Rewrite entries seq..last so that every link and hash is consistent again, and move the head."""
+    table = storage.table(AUDIT)
+    prev_hash = entity(storage, seq - 1)["hash"] if seq > 1 else GENESIS
+    for number in range(seq, last + 1):
+        row = entity(storage, number)
+        row["prev_hash"] = prev_hash
+        row["hash"] = entry_hash(number, row["at"], row["action"], row["actor"], row["details"], prev_hash)
+        table.update_entity(row, mode=UpdateMode.REPLACE)
+        prev_hash = row["hash"]
+    head = dict(table.get_entity(PARTITION, HEAD))
+    head.update(seq=last, hash=prev_hash)
+    table.update_entity(head, mode=UpdateMode.REPLACE)
+
+
+def test_truncation_with_the_head_moved_back_is_detected(storage, local_key, capsys):
+    audit = append(storage, 5)
+    AuditCheckpoints(storage, local_key).write()
+    for seq in (4, 5):
+        storage.table(AUDIT).delete_entity(PARTITION, f"{seq:012d}")
+    recompute_from(storage, 3, 3)
+    assert audit.verify().ok, "the chain alone looks intact: only the checkpoint shows the cut"
+
+    assert cli.verify_audit(storage, local_key) == 1
+    out = capsys.readouterr().out
+    assert "entries 4 to 5 are missing" in out
+    assert "the head names entry 3 but checkpoint" in out and "recorded 5 entries" in out
+
+
+def test_an_edit_with_every_later_hash_recomputed_is_detected(storage, local_key, capsys):
+    audit = append(storage, 5)
+    AuditCheckpoints(storage, local_key).write()
+    row = entity(storage, 3)
+    row["details"] = json.dumps({"number": SECRET})
+    storage.table(AUDIT).update_entity(row, mode=UpdateMode.REPLACE)
+    recompute_from(storage, 3, 5)
+    assert audit.verify().ok, "the chain alone looks intact: only the checkpoint shows the edit"
+
+    result = AuditCheckpoints(storage, local_key).verify()
+    assert not result.ok
+    assert any(p.startswith("entry 3 is changed since checkpoint") for p in result.problems), result.problems
+    assert any(p.startswith("entries 4 to 5 are rewritten to follow a changed entry") for p in result.problems)
+    assert cli.verify_audit(storage, local_key) == 1
+    assert SECRET not in capsys.readouterr().out
+
+
+def test_checkpoints_are_signed_in_key_vault_through_the_sdk_and_survive_rotation(storage, vault, capsys):
+    first = vault.create_key("audit-rotating", "v1")
+    key = vault_key(vault, "audit-rotating")
+    append(storage, 3)
+    signed = AuditCheckpoints(storage, key).write().checkpoint
+    assert signed is not None and (signed.first, signed.count, signed.key_id) == (1, 3, first)
+    assert vault.signs[-1] == "audit-rotating/v1"
+
+    second = vault.create_key("audit-rotating", "v2")  # Key Vault's rotation policy adds a version
+    append(storage, 2)
+    signed = AuditCheckpoints(storage, key).write().checkpoint
+    assert signed is not None and (signed.first, signed.count, signed.key_id) == (4, 5, second)
+    assert vault.signs[-1] == "audit-rotating/v2"
+
+    result = AuditCheckpoints(storage, vault_key(vault, "audit-rotating")).verify()
+    assert result.ok, result.problems
+    assert (result.checkpoints, result.anchored) == (2, 5)
+    assert cli.verify_audit(storage, key) == 0
+    assert "entries 1 to 5 match 2 signed checkpoints" in capsys.readouterr().out
+
+
+def test_the_key_vault_key_never_leaves_the_vault(vault):
+    vault.create_key("audit-private", "v1")
+    client = KeyClient(vault.url, keyvault_stub.StaticCredential(), verify_challenge_resource=False,
+                       connection_verify=vault.ca_file)
+    key = client.get_key("audit-private")
+    assert key.key.d is None, "only the public part is ever sent"
+    assert key.properties.exportable is False
+    assert set(key.key_operations or []) == {"sign", "verify"}
+
+
+def test_a_forged_or_altered_checkpoint_anchors_nothing(storage, vault, local_key):
+    vault.create_key("audit-forged", "v1")
+    key = vault_key(vault, "audit-forged")
+    append(storage, 3)
+    checkpoints = AuditCheckpoints(storage, key)
+    signed = checkpoints.write().checkpoint
+    assert signed is not None
+    document = json.loads(storage.platform_blob(AUDIT_CHECKPOINTS, signed.name).download_blob().readall())
+    altered = {**document, "checkpoint": {**document["checkpoint"], "count": 2, "first": 1,
+                                          "hashes": document["checkpoint"]["hashes"][:2],
+                                          "head": document["checkpoint"]["hashes"][1]}}
+    checkpoints.store(f"{2:012d}-altered.json", json.dumps(altered).encode())
+    forger = AuditCheckpoints(storage, local_key)  # someone else's key, naming the platform's key version
+    payload = {**document["checkpoint"], "at": "2030-01-01T00:00:00.000000+00:00"}
+    forged = {"checkpoint": payload, "signature": document["signature"][::-1]}
+    forger.store(f"{3:012d}-forged.json", json.dumps(forged).encode())
+
+    problems = checkpoints.verify().problems
+    assert any("000000000002-altered.json: its signature does not verify" in p for p in problems), problems
+    assert any("000000000003-forged.json: its signature does not verify" in p for p in problems), problems
+    elsewhere = {**document, "checkpoint": {**document["checkpoint"],
+                                            "key": "https://elsewhere.vault.azure.net/keys/audit-forged/v1"}}
+    checkpoints.store(f"{3:012d}-elsewhere.json", json.dumps(elsewhere).encode())
+    assert any("elsewhere.json: it names a key other than the platform's audit key" in p
+               for p in checkpoints.verify().problems)
+
+
+def test_a_second_write_of_a_checkpoint_name_is_refused(storage, local_key):
+    """Azurite has no immutability policies: locally, overwrite=False is what refuses it (in Azure, the container's
+    time-based immutability policy refuses overwrites and deletes as well)."""
+    append(storage, 2)
+    checkpoints = AuditCheckpoints(storage, local_key)
+    signed = checkpoints.write().checkpoint
+    assert signed is not None
+    before = storage.platform_blob(AUDIT_CHECKPOINTS, signed.name).download_blob().readall()
+    with pytest.raises(ResourceExistsError):
+        checkpoints.store(signed.name, b"{}")
+    assert storage.platform_blob(AUDIT_CHECKPOINTS, signed.name).download_blob().readall() == before
+
+
+def test_a_missing_checkpoint_and_unanchored_entries_are_reported(storage, local_key):
+    checkpoints = AuditCheckpoints(storage, local_key)
+    for _ in range(3):
+        append(storage, 2)
+        checkpoints.write()
+    append(storage, 1)
+    result = checkpoints.verify()
+    assert result.ok and result.anchored == 6
+    assert result.notes == ["1 entry after entry 6 is not anchored yet (the next checkpoint signs them)"]
+    middle = checkpoints.names()[1]  # possible locally only: in Azure the immutability policy forbids it
+    storage.platform_blob(AUDIT_CHECKPOINTS, middle).delete_blob()
+    assert "no checkpoint records entries 3 to 4 (a checkpoint is missing)" in checkpoints.verify().problems
+
+
+def test_nothing_new_writes_nothing_and_a_cut_chain_is_never_signed(storage, local_key):
+    checkpoints = AuditCheckpoints(storage, local_key)
+    assert checkpoints.write().checkpoint is None, "an empty log has nothing to anchor"
+    append(storage, 4)
+    assert checkpoints.write().checkpoint is not None
+    assert checkpoints.write().checkpoint is None
+    storage.table(AUDIT).delete_entity(PARTITION, f"{4:012d}")
+    recompute_from(storage, 3, 3)
+    with pytest.raises(AuditBrokenError, match="head names entry 3 but checkpoint"):
+        checkpoints.write()
+    assert len(checkpoints.names()) == 1
+
+
+def test_the_command_line_writes_and_checks_checkpoints_with_a_local_key(storage, azurite_server, tmp_path,
+                                                                           capsys):
+    key_file = tmp_path / "audit-key.pem"
+    key_file.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()))
+    settings_file = tmp_path / "local.settings.json"
+    settings_file.write_text(json.dumps({"Values": {
+        "FDP_POLICY_PATH": "policies/leap.yaml", "FDP_INGEST_STORAGE": azurite_server.connection_string,
+        "FDP_PLATFORM_STORAGE": azurite_server.connection_string, "FDP_LOCAL_AUDIT_KEY_FILE": str(key_file)}}))
+    append(storage, 3)
+    assert cli.main(["--settings", str(settings_file), "checkpoint"]) == 0
+    assert "entries 1 to 3 signed with local:" in capsys.readouterr().out
+    assert cli.main(["--settings", str(settings_file), "verify-audit"]) == 0
+    assert "entries 1 to 3 match 1 signed checkpoints" in capsys.readouterr().out
+    storage.table(AUDIT).delete_entity(PARTITION, f"{3:012d}")
+    assert cli.main(["--settings", str(settings_file), "verify-audit"]) == 1
+
+
+def audit_settings(**overrides) -> Settings:
+    values = dict(policy_path="p.yaml", ingest_storage="a", platform_storage="b", key_vault_url=None,
+                  root_key_secret="pseudonymisation-root-key", local_root_key=None, in_azure=False)
+    return Settings(**{**values, **overrides})
+
+
+def test_a_local_audit_key_is_refused_in_azure(local_key, tmp_path):
+    path = tmp_path / "key.pem"
+    path.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    assert isinstance(audit_key_from_settings(audit_settings(local_audit_key_file=str(path))), LocalAuditKey)
+    assert audit_key_from_settings(audit_settings()) is None
+    with pytest.raises(ConfigurationError, match="Key Vault key"):
+        audit_key_from_settings(audit_settings(local_audit_key_file=str(path), in_azure=True,
+                                               key_vault_url="https://v.vault.azure.net"))
+    with pytest.raises(ConfigurationError, match="FDP_KEY_VAULT_URL"):
+        audit_key_from_settings(audit_settings(in_azure=True))
+    assert isinstance(audit_key_from_settings(audit_settings(in_azure=True, key_vault_url="https://v.vault.azure.net")),
+                      KeyVaultAuditKey)
+    assert Settings.from_env({"FDP_POLICY_PATH": "p", "FDP_INGEST_STORAGE": "a", "FDP_PLATFORM_STORAGE": "b",
+                              "FDP_AUDIT_KEY_NAME": "k", "FDP_LOCAL_AUDIT_KEY_FILE": "f"}).audit_key_name == "k"
+
+
+def test_a_malformed_local_key_file_is_refused_without_echoing_it(tmp_path):
+    path = tmp_path / "key.pem"
+    path.write_text("not a key but a secret-looking line")
+    with pytest.raises(ConfigurationError) as error:
+        LocalAuditKey.from_file(str(path))
+    assert "secret-looking" not in str(error.value)
+
+
+def test_the_hourly_timer_signs_a_checkpoint(app_env, storage, tmp_path, monkeypatch):
+    key_file = tmp_path / "audit-key.pem"
+    key_file.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    app_env("leap")
+    monkeypatch.setenv("FDP_LOCAL_AUDIT_KEY_FILE", str(key_file))
+    append(storage, 2)
+    function = indexed_functions()["audit_checkpoint"]
+    [binding] = json.loads(function.get_function_json())["bindings"]
+    assert (binding["type"], binding["schedule"]) == ("timerTrigger", "0 15 * * * *")
+    function.get_user_function()(TimerRequest())
+    key = LocalAuditKey.from_file(str(key_file))
+    result = AuditCheckpoints(storage, key).verify()
+    assert result.ok and (result.checkpoints, result.anchored) == (1, 2)
+
+
+def test_a_deleted_entry_with_the_rest_renumbered_is_detected(storage, local_key):
+    append(storage, 5)
+    checkpoints = AuditCheckpoints(storage, local_key)
+    checkpoints.write()
+    table = storage.table(AUDIT)
+    for seq in (3, 4):  # entry 3 deleted: 4 and 5 move down, and the chain is made consistent again
+        row = entity(storage, seq + 1)
+        row.update(RowKey=f"{seq:012d}", seq=seq)
+        table.upsert_entity(row, mode=UpdateMode.REPLACE)
+    table.delete_entity(PARTITION, f"{5:012d}")
+    recompute_from(storage, 3, 4)
+    assert AuditLog(table).verify().ok
+    problems = checkpoints.verify().problems
+    assert any(p.startswith("entry 5 is missing") for p in problems), problems
+    assert any(p.startswith("entries 3 to 4 are changed since checkpoint") for p in problems), problems

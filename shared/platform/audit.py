@@ -6,6 +6,11 @@ exposes a truncated tail. An append is one table transaction in one partition: i
 else moved it first), adds the entry and, for idempotent appends, a key row, so a retried event that appends
 "the same" entry again finds its key row and appends nothing.
 
+The chain alone cannot show what someone with write access to the table does consistently: delete the last
+entries and move the head back, or edit an entry and recompute every later hash and the head. Signed checkpoints
+kept outside the table (shared/platform/checkpoints.py) show both; `verify` here checks the chain's own
+consistency, and `checkpoints.verify_anchored` adds what the checkpoints recorded.
+
 Entries hold no identities: actions, counts, pseudonymous ids and rule names only.
 """
 
@@ -15,7 +20,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,6 +50,12 @@ class Verification:
     ok: bool
     entries: int
     problems: list[str]
+    checkpoints: int = 0
+    """Checkpoints whose signature verified (0: the chain was checked on its own)."""
+    anchored: int = 0
+    """Entries 1..anchored are covered by a verified checkpoint."""
+    notes: list[str] = field(default_factory=list)
+    """What the operator should know that is not a fault (entries not yet anchored, say)."""
 
 
 def entry_hash(seq: int, at: str, action: str, actor: str, details_json: str, prev_hash: str) -> str:
@@ -113,32 +124,57 @@ class AuditLog:
         rows = self._table.query_entities(f"PartitionKey eq '{PARTITION}' and kind eq 'entry'")
         return sorted((_to_entry(row) for row in rows), key=lambda entry: entry.seq)
 
+    def head(self) -> TableEntity | None:
+        """The head row: `seq` and `hash` of the last entry, or None for an empty log."""
+        return self._head()
+
+    def entry_rows(self, after: int = 0, up_to: int | None = None) -> list[TableEntity]:
+        """The entry rows, in row-key order; with `after`/`up_to`, only seq after < n <= up_to (by row key)."""
+        query = f"PartitionKey eq '{PARTITION}' and kind eq 'entry'"
+        if after:
+            query += f" and RowKey gt '{_row_key(after)}'"
+        if up_to is not None:
+            query += f" and RowKey le '{_row_key(up_to)}'"
+        return sorted(self._table.query_entities(query), key=lambda row: row["RowKey"])
+
     def verify(self) -> Verification:
-        problems: list[str] = []
-        rows = sorted(self._table.query_entities(f"PartitionKey eq '{PARTITION}' and kind eq 'entry'"),
-                      key=lambda row: row["RowKey"])
-        prev_hash, expected_seq = GENESIS, 1
-        for row in rows:
-            seq = row["seq"]
-            if row["RowKey"] != _row_key(seq):
-                problems.append(f"entry {row['RowKey']}: its row key does not match its sequence number {seq}")
-            if seq != expected_seq:
-                problems.append(f"entry {seq}: expected entry {expected_seq} here (an entry is missing or inserted)")
-            if row["prev_hash"] != prev_hash:
-                problems.append(f"entry {seq}: does not link to the entry before it")
-            recomputed = entry_hash(seq, row["at"], row["action"], row["actor"], row["details"], row["prev_hash"])
-            if recomputed != row["hash"]:
-                problems.append(f"entry {seq}: its content does not match its hash (edited)")
-            prev_hash, expected_seq = row["hash"], seq + 1
-        head = self._head()
-        last_seq = expected_seq - 1
-        if head is None and rows:
-            problems.append("the head row is missing")
-        elif head is not None and (head["seq"] != last_seq or head["hash"] != prev_hash):
-            problems.append(f"the head names entry {head['seq']} but the chain ends at entry {last_seq} "
-                            "(entries deleted from the end, or the head edited)")
+        """The chain's own consistency: links, hashes, sequence and head. See checkpoints.verify_anchored for
+        what only the signed checkpoints can show."""
+        rows = self.entry_rows()
+        problems = check_chain(rows, self._head())
         return Verification(not problems, len(rows), problems)
 
+
+def check_chain(rows: list[TableEntity], head: TableEntity | None, after: int = 0,
+                prev_hash: str = GENESIS) -> list[str]:
+    """Problems in the chain as the table holds it (rows in row-key order), naming entries by number only. With
+    `after`, the rows start after entry `after`, whose hash is `prev_hash`."""
+    problems: list[str] = []
+    expected_seq = after + 1
+    for row in rows:
+        seq = row["seq"]
+        if row["RowKey"] != _row_key(seq):
+            problems.append(f"entry {row['RowKey']}: its row key does not match its sequence number {seq}")
+        if seq != expected_seq:
+            problems.append(f"entry {seq}: expected entry {expected_seq} here (an entry is missing or inserted)")
+        if row["prev_hash"] != prev_hash:
+            problems.append(f"entry {seq}: does not link to the entry before it")
+        if row_hash(row) != row["hash"]:
+            problems.append(f"entry {seq}: its content does not match its hash (edited)")
+        prev_hash, expected_seq = row["hash"], seq + 1
+    last_seq = expected_seq - 1
+    if head is None and rows:
+        problems.append("the head row is missing")
+    elif head is not None and (head["seq"] != last_seq or head["hash"] != prev_hash):
+        problems.append(f"the head names entry {head['seq']} but the chain ends at entry {last_seq} "
+                        "(entries deleted from the end, or the head edited)")
+    return problems
+
+
+def row_hash(row: dict[str, Any], prev_hash: str | None = None) -> str:
+    """The hash an entry row's content gives, linked to `prev_hash` (default: the row's own link)."""
+    return entry_hash(row["seq"], row["at"], row["action"], row["actor"], row["details"],
+                      row["prev_hash"] if prev_hash is None else prev_hash)
 
 def _to_entry(row: dict[str, Any]) -> AuditEntry:
     return AuditEntry(row["seq"], row["at"], row["action"], row["actor"], json.loads(row["details"]),

@@ -30,6 +30,10 @@ class Settings:
     in_azure: bool
     ingest_key_secret: str = "ingest-account-key"  # noqa: S105 - the secret's name, not its value
     """Key Vault secret holding the ingest account's key (Azure only; locally it is in the connection string)."""
+    audit_key_name: str = "audit-checkpoint"
+    """Key Vault key (EC P-256, sign and verify only, not exportable) that signs audit checkpoints."""
+    local_audit_key_file: str | None = None
+    """Local development only: a PEM file with an EC P-256 private key that signs checkpoints; refused in Azure."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -47,4 +51,6 @@ class Settings:
             local_root_key=env.get("FDP_LOCAL_ROOT_KEY") or None,
             in_azure=running_in_azure(env),
             ingest_key_secret=env.get("FDP_INGEST_KEY_SECRET") or "ingest-account-key",
+            audit_key_name=env.get("FDP_AUDIT_KEY_NAME") or "audit-checkpoint",
+            local_audit_key_file=env.get("FDP_LOCAL_AUDIT_KEY_FILE") or None,
         )

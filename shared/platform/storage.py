@@ -33,7 +33,9 @@ REPORTS = "reports"
 EXPORTS = "exports"
 LINKAGE = "linkage"
 """The restricted linkage store: match keys and the person index, never read by reports or extracts."""
-PLATFORM_CONTAINERS = (CURATED, RECEIPTS, REPORTS, EXPORTS, LINKAGE)
+AUDIT_CHECKPOINTS = "audit-checkpoints"
+"""Signed audit checkpoints: each written once, never overwritten (in Azure an immutability policy holds them)."""
+PLATFORM_CONTAINERS = (CURATED, RECEIPTS, REPORTS, EXPORTS, LINKAGE, AUDIT_CHECKPOINTS)
 
 INGESTS = "ingests"
 REGISTER = "register"
