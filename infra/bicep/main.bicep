@@ -31,8 +31,18 @@ param location string
 @description('The programme policy the app loads, relative to the app root (policies/<programme>.yaml).')
 param policyFile string = 'policies/leap.yaml'
 
-@description('VNet integration and private endpoints for the platform account and Key Vault.')
-param privateNetworking bool = false
+// Private networking is the default for every programme: the function app joins a VNet and reaches the platform
+// account and Key Vault through private endpoints, with their public endpoints disabled. Public access is an
+// explicit opt-out (docs/deploy.md, "Private networking"): no parameter file in this repository sets it.
+@description('Opt-out of private networking: true leaves the platform account and Key Vault on public endpoints (identity and RBAC only). Record why in the programme\'s deployment notes; the default, false, is private.')
+param allowPublicNetworkAccess bool = false
+
+@minValue(1)
+@description('Days each signed audit checkpoint is held by the audit-checkpoints container\'s immutability policy: no one can overwrite or delete it for that long.')
+param auditCheckpointRetentionDays int = 2190
+
+@description('Set to true once the checkpoint container\'s immutability policy has been locked (docs/audit.md): a locked policy can only be extended, so deployments leave it alone.')
+param auditCheckpointPolicyLocked bool = false
 
 @description('Further origins allowed to upload to drop zones from a browser (the app\'s own page is always allowed).')
 param uploadPageOrigins array = []
@@ -40,6 +50,7 @@ param uploadPageOrigins array = []
 @allowed([ 512, 2048, 4096 ])
 param instanceMemoryMB int = 2048
 
+var privateNetworking = !allowPublicNetworkAccess
 var tags = { 'azd-env-name': environmentName, workload: 'family-data-platform' }
 var token = toLower(uniqueString(subscription().id, environmentName, location))
 var abbreviations = {
@@ -102,6 +113,8 @@ module platform 'modules/storage-platform.bicep' = {
     name: abbreviations.platform
     privateNetworking: privateNetworking
     logAnalyticsId: monitoring.outputs.logAnalyticsId
+    checkpointRetentionDays: auditCheckpointRetentionDays
+    checkpointPolicyLocked: auditCheckpointPolicyLocked
   }
 }
 
@@ -143,6 +156,7 @@ module functionApp 'modules/functionapp.bicep' = {
     platformStorageName: platform.outputs.name
     ingestStorageName: ingest.outputs.name
     keyVaultUri: vault.outputs.uri
+    auditKeyName: vault.outputs.auditKeyName
     appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
     policyFile: policyFile
     instanceMemoryMB: instanceMemoryMB
@@ -158,6 +172,7 @@ module roles 'modules/roles.bicep' = {
     platformStorageName: platform.outputs.name
     ingestStorageName: ingest.outputs.name
     keyVaultName: vault.outputs.name
+    auditKeyName: vault.outputs.auditKeyName
     appInsightsName: monitoring.outputs.appInsightsName
   }
 }
@@ -178,3 +193,4 @@ output EVENTGRID_TOPIC_NAME string = events.outputs.name
 output INGEST_STORAGE_NAME string = ingest.outputs.name
 output PLATFORM_STORAGE_NAME string = platform.outputs.name
 output KEY_VAULT_NAME string = vault.outputs.name
+output AUDIT_KEY_NAME string = vault.outputs.auditKeyName

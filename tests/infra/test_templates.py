@@ -1,6 +1,7 @@
 """infra/bicep deploys the platform and makes the notices' promises structural: every file parses, checkov finds
 nothing it has not been told why, and the templates say what the promises need (region, no shared key, purge
-protection, no public access, the Event Grid filter). Offline: no Bicep CLI, no Azure."""
+protection, no public access, private networking for every programme, the audit anchor's key and write-once
+container, the Event Grid filter). Offline: no Bicep CLI, no Azure."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import subprocess
 
 import pytest
 
+from shared.platform.storage import AUDIT_CHECKPOINTS
 from shared.policy.loader import EU_REGIONS, UK_REGIONS, load_policy
 from tests.infra.bicep import BICEP, ROOT, all_nodes, bicep_files, error_nodes, parse, resource, resources, value
 
@@ -163,4 +165,75 @@ def test_data_roles_are_least_privilege():
         assert role in roles
     assert "8e3af657-a8ff-443c-a75c-2fe8c4bcb635" not in roles  # Owner
     assert "b24988ac-6180-42a0-ab88-20f7382dd24c" not in roles  # Contributor
-    assert len([n for n in all_nodes(MODULES / "roles.bicep") if n.type == "resource_declaration"]) == 10
+    assert len([n for n in all_nodes(MODULES / "roles.bicep") if n.type == "resource_declaration"]) == 12
+
+
+def _bicep_default(text: str, name: str) -> str:
+    match = re.search(rf"^param {name} \w+ = (.+)$", text, re.M)
+    assert match, f"main.bicep declares {name} with a default"
+    return match[1].strip()
+
+
+def test_private_networking_is_the_default_for_every_programme_with_public_access_an_explicit_opt_out():
+    main = (BICEP / "main.bicep").read_text()
+    assert _bicep_default(main, "allowPublicNetworkAccess") == "false"
+    assert re.search(r"@description\('Opt-out of private networking[^\n]*\n\s*param allowPublicNetworkAccess bool",
+                     main), "the opt-out says what it is where it is declared"
+    assert not re.search(r"^param privateNetworking", main, re.M), "private networking is not a choice to opt into"
+    assert re.search(r"^var privateNetworking = !allowPublicNetworkAccess$", main, re.M)
+    assert re.search(r"module network 'modules/network.bicep' = if \(privateNetworking\)", main)
+    for module in ("platform", "vault"):
+        assert re.search(rf"module {module} .*?privateNetworking: privateNetworking", main, re.S)
+    azd = json.loads((BICEP / "main.parameters.json").read_text())["parameters"]
+    assert "privateNetworking" not in azd
+    assert azd["allowPublicNetworkAccess"]["value"] == "${FDP_ALLOW_PUBLIC_NETWORK_ACCESS=false}"
+    for param_file in sorted((BICEP / "parameters").glob("*.json")):
+        parameters = json.loads(param_file.read_text())["parameters"]
+        assert "privateNetworking" not in parameters, param_file.name
+        assert parameters.get("allowPublicNetworkAccess", {"value": False})["value"] is False, (
+            f"{param_file.name} opts out of private networking")
+
+
+def test_the_audit_key_can_only_sign_and_verify_and_is_never_exportable():
+    vault_file = MODULES / "keyvault.bicep"
+    vault = resource(vault_file, "vault").body
+    assert value(vault, "properties.sku.name") == "'premium'", "HSM-protected keys need Premium"
+    key = resource(vault_file, "auditKey")
+    assert key.type == "Microsoft.KeyVault/vaults/keys"
+    assert value(key.body, "properties.kty") == "'EC-HSM'"
+    assert value(key.body, "properties.curveName") == "'P-256'"
+    assert value(key.body, "properties.keyOps") == "[ 'sign', 'verify' ]"
+    assert value(key.body, "properties.attributes.exportable") == "false"
+    assert value(key.body, "properties.release_policy") is None
+    assert value(key.body, "properties.rotationPolicy.attributes.expiryTime") is not None
+
+
+def test_the_function_app_may_sign_with_the_audit_key_and_nothing_more():
+    roles = MODULES / "roles.bicep"
+    assignment = resource(roles, "vaultAuditKey").body
+    assert value(assignment, "scope") == "auditKey", "on the one key, not the whole vault"
+    assert "roles.keyVaultCryptoUser" in value(assignment, "properties.roleDefinitionId")
+    assert "keyVaultCryptoUser: '12338af0-0e69-4776-bea7-57ae8d297424'" in roles.read_text()
+    assert "Crypto Officer" not in roles.read_text() and "14b46e9e-c2b7-41b4-b07b-48a6ebf60603" not in roles.read_text()
+    settings = resource(MODULES / "functionapp.bicep", "settings").body
+    assert value(settings, "properties.FDP_AUDIT_KEY_NAME") == "auditKeyName"
+    assert value(settings, "properties.FDP_LOCAL_AUDIT_KEY_FILE") is None
+
+
+def test_audit_checkpoints_are_kept_in_a_write_once_container():
+    platform = MODULES / "storage-platform.bicep"
+    container = resource(platform, "checkpointContainer")
+    assert value(container.body, "name") == f"'{AUDIT_CHECKPOINTS}'"
+    assert value(container.body, "parent") == "blobService"
+    assert value(container.body, "properties.publicAccess") == "'None'"
+    policy = resource(platform, "checkpointRetention")
+    assert policy.type == "Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies"
+    assert value(policy.body, "parent") == "checkpointContainer"
+    assert value(policy.body, "properties.immutabilityPeriodSinceCreationInDays") == "checkpointRetentionDays"
+    assert value(policy.body, "properties.allowProtectedAppendWrites") == "false"
+    assert value(policy.body, "properties.allowProtectedAppendWritesAll") == "false"
+    text = platform.read_text()
+    assert "@minValue(1)" in text.split("param checkpointRetentionDays")[0].rsplit("\n", 3)[-3]
+    assert "audit-checkpoints/" not in text, "no lifecycle rule deletes checkpoints"
+    main = (BICEP / "main.bicep").read_text()
+    assert _bicep_default(main, "auditCheckpointRetentionDays") == "2190"

@@ -9,6 +9,8 @@ param identityClientId string
 param platformStorageName string
 param ingestStorageName string
 param keyVaultUri string
+@description('The Key Vault key that signs audit checkpoints.')
+param auditKeyName string
 param appInsightsConnectionString string
 @allowed([ '3.11', '3.12' ])
 param pythonVersion string = '3.11'
@@ -83,6 +85,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       FDP_PLATFORM_STORAGE: platformStorageName
       FDP_KEY_VAULT_URL: keyVaultUri
       FDP_ROOT_KEY_SECRET: 'pseudonymisation-root-key'
+      FDP_AUDIT_KEY_NAME: auditKeyName
       // The retention run: 02:00 UTC every day (NCRONTAB, evaluated in UTC).
       FDP_RETENTION_SCHEDULE: '0 0 2 * * *'
       // Standing reports are refreshed after it: 03:30 UTC every day.

@@ -1,7 +1,8 @@
-// Optional private networking: the function app joins a VNet and reaches the platform account and Key Vault
-// through private endpoints only. The ingest account stays public (partners upload from their own networks with
-// SAS links), and Event Grid still reaches the function over its public HTTPS endpoint: a webhook delivery is
-// inbound to the app, not outbound from the VNet, so VNet integration does not affect it (docs/deploy.md).
+// Private networking, on unless a deployment takes the allowPublicNetworkAccess opt-out (main.bicep): the function
+// app joins a VNet and reaches the platform account and Key Vault through private endpoints only. The ingest
+// account stays public (partners upload from their own networks with SAS links), and Event Grid still reaches the
+// function over its public HTTPS endpoint: a webhook delivery is inbound to the app, not outbound from the VNet, so
+// VNet integration does not affect it (docs/deploy.md).
 param location string
 param tags object
 param name string

@@ -1,5 +1,6 @@
-// The platform account: curated data, receipts, reports, exports and the tables. No shared key, no public
-// access, identity only; with private networking, reachable through private endpoints alone.
+// The platform account: curated data, receipts, reports, exports, signed audit checkpoints and the tables. No
+// shared key, no public access, identity only; with private networking (the default), reachable through private
+// endpoints alone.
 param location string
 param tags object
 param name string
@@ -7,6 +8,11 @@ param privateNetworking bool
 param logAnalyticsId string
 @description('Days after which research extracts and subject access packs in exports/ are deleted, whatever else happens.')
 param exportsMaxDays int = 30
+@minValue(1)
+@description('Days each audit checkpoint blob cannot be overwritten or deleted, by anyone.')
+param checkpointRetentionDays int = 2190
+@description('The checkpoint immutability policy has been locked by an operator: leave it alone (it can only be extended).')
+param checkpointPolicyLocked bool = false
 
 var containers = [ 'curated', 'receipts', 'reports', 'exports', 'app-package' ]
 var tables = [ 'ingests', 'subjects', 'links', 'register', 'requests', 'holds', 'audit' ]
@@ -19,8 +25,8 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   sku: { name: 'Standard_ZRS' }
   properties: {
     // checkov:skip=CKV_AZURE_206:Zone-redundant in the one allowed region: geo-replication would copy personal data outside the region the notice promises.
-    // checkov:skip=CKV_AZURE_59:Without the privateNetworking option the Flex Consumption app reaches storage over its public endpoint (identity only, shared key off); with it, public access is disabled.
-    // checkov:skip=CKV_AZURE_35:As above: with privateNetworking the default action is Deny.
+    // checkov:skip=CKV_AZURE_59:Public access is disabled unless a deployment takes the documented allowPublicNetworkAccess opt-out (main.bicep, docs/deploy.md); then identity only, shared key off.
+    // checkov:skip=CKV_AZURE_35:As above: the default action is Deny unless the allowPublicNetworkAccess opt-out is taken.
     allowSharedKeyAccess: false
     defaultToOAuthAuthentication: true
     allowBlobPublicAccess: false
@@ -58,6 +64,25 @@ resource blobContainers 'Microsoft.Storage/storageAccounts/blobServices/containe
   name: container
   properties: { publicAccess: 'None' }
 }]
+
+// Signed audit checkpoints (shared/platform/checkpoints.py), write once: the time-based immutability policy stops
+// anyone, the app's Blob Data Owner role included, from overwriting or deleting a checkpoint during its retention.
+// Versioning stays off: this container-level policy does not need it. Lock the policy after deployment (docs/audit.md).
+resource checkpointContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: 'audit-checkpoints'
+  properties: { publicAccess: 'None' }
+}
+
+resource checkpointRetention 'Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies@2023-05-01' = if (!checkpointPolicyLocked) {
+  parent: checkpointContainer
+  name: 'default'
+  properties: {
+    immutabilityPeriodSinceCreationInDays: checkpointRetentionDays
+    allowProtectedAppendWrites: false
+    allowProtectedAppendWritesAll: false
+  }
+}
 
 resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
   parent: account
