@@ -240,13 +240,17 @@ class PersonIndex:
         rows = self._own_records(person_keys)
         return self.identifiers_of(person_keys) | {key for row in rows for key in row["strong_keys"] or []}
 
+    def postcode_tokens_of(self, person_keys: Iterable[str]) -> set[str]:
+        """The postcode tokens of these persons' records: where a request's postcode decides between two."""
+        return {row["postcode"] for row in self._own_records(person_keys) if row["postcode"]}
+
     def _own_records(self, person_keys: Iterable[str]) -> list[dict[str, Any]]:
         records = {row["record"] for row in self.records_of(person_keys)}
         rows: list[dict[str, Any]] = []
         for ingest_id in sorted({record.split(":", 1)[0] for record in records}):
             found = self._download(f"{RECORDS}{ingest_id}.parquet")
             if found is not None:
-                table = found[0].select(["record", "ids", "strong_keys"])
+                table = found[0].select(["record", "ids", "strong_keys", "postcode"])
                 rows += table.filter(pc.is_in(table.column("record"), pa.array(sorted(records)))).to_pylist()
         return rows
 

@@ -273,8 +273,8 @@ def _threshold(scored: list[Scored], persons: _UnionFind, profiles: dict[str, _P
         if probability >= upper and clash is None and a not in ambiguous and b not in ambiguous:
             _join(persons, profiles, ra, rb)
             continue
-        if clash in TWO_PEOPLE:
-            continue
+        if clash in TWO_PEOPLE or (clash and pattern["first_name"] in ("missing", "different")):
+            continue  # two people; two identifiers with no name in common are neighbours or twins, not a conflict
         kind = "conflict" if clash else "review"
         reason = clash or ("scores high against two people" if probability >= upper else "the model is unsure")
         pending.setdefault(pair(ra, rb), (Candidate(*pair(a, b), round(probability, 6), pattern, kind, reason),
@@ -410,10 +410,13 @@ def _train(linker: Any, rows: int) -> None:
     from splink import block_on
 
     settings = linker._settings_obj
-    settings._probability_two_random_records_match = min(0.5, 1.5 / max(rows, 2))
+    prior = min(0.5, 1.5 / max(rows, 2))
+    settings._probability_two_random_records_match = prior
     if rows < LEARN_FROM:
         return
     linker.training.estimate_u_using_random_sampling(max_pairs=min(5e6, rows * 20.0), seed=7)
     with contextlib.suppress(Exception):  # too few agreeing pairs to estimate from: the prior above stands
         linker.training.estimate_probability_two_random_records_match(
             [block_on("first_name", "surname", "date_of_birth")], recall=0.8)
+    if not 0 < settings._probability_two_random_records_match < 1:  # no names at all: nothing to estimate from
+        settings._probability_two_random_records_match = prior

@@ -39,6 +39,8 @@ LIST_COLUMNS = ("first_forms", "surname_parts")
 STRONG_KEYS = ("name_dob", "forms_dob", "name_swapped_dob")
 """Composite keys that name one person on their own: full name (or a formal form) and date of birth."""
 
+CACHE_LIMIT = 200_000
+"""Single-field tokens remembered per upload: enough for a national extract's names, small in memory."""
 _LETTERS = re.compile(r"[^a-z]")
 
 
@@ -113,9 +115,16 @@ class MatchKeys:
 
     def __init__(self, root_key: bytes) -> None:
         self._keyed = Pseudonymiser(root_key, LINKAGE_DOMAIN)
+        self._known: dict[tuple[str, str], str] = {}
 
     def _token(self, kind: str, value: str) -> str:
-        return self._keyed.pseudonym(f"mk:{kind}", value)
+        """Names, dates and postcodes repeat across a file: each distinct one is keyed once per upload."""
+        known = self._known.get((kind, value))
+        if known is None:
+            known = self._keyed.pseudonym(f"mk:{kind}", value)
+            if len(self._known) < CACHE_LIMIT and not kind.startswith("k:"):
+                self._known[(kind, value)] = known
+        return known
 
     def tokens(self, identity: Identity) -> dict[str, object]:
         """Every token column (None where the value is missing) and the list columns (empty where missing)."""
@@ -139,19 +148,16 @@ class MatchKeys:
         return out
 
     def keys(self, identity: Identity) -> dict[str, list[str]]:
-        """Composite keys in the manner of the ONS census match keys; the strong ones name one person alone."""
-        first, surname, born, postcode = identity.first, identity.surname, identity.born, identity.postcode
-        keys: dict[str, list[str]] = {}
-        if first and surname and born:
-            keys["name_dob"] = [self._token("k:name_dob", f"{first}|{surname}|{born}")]
-            keys["forms_dob"] = [self._token("k:forms_dob", f"{form}|{surname}|{born}")
-                                 for form in first_name_forms(first)]
-            if _swappable(born):
-                keys["name_swapped_dob"] = [self._token("k:name_dob", f"{first}|{surname}|{_swapped(born)}")]
-        if surname and born and postcode:
-            keys["surname_dob_postcode"] = [self._token("k:surname_dob_postcode", f"{surname}|{born}|{postcode}")]
-        if first and born and postcode:
-            keys["first_dob_postcode"] = [self._token("k:first_dob_postcode", f"{first}|{born}|{postcode}")]
+        """Composite keys in the manner of the ONS census match keys, each naming one person on its own: the
+        full name (or a formal form of the first name) with the date of birth, or with day and month swapped."""
+        first, surname, born = identity.first, identity.surname, identity.born
+        if not (first and surname and born):
+            return {}
+        keys = {"name_dob": [self._token("k:name_dob", f"{first}|{surname}|{born}")],
+                "forms_dob": [self._token("k:forms_dob", f"{form}|{surname}|{born}")
+                              for form in first_name_forms(first) if form != first]}
+        if _swappable(born):
+            keys["name_swapped_dob"] = [self._token("k:name_dob", f"{first}|{surname}|{_swapped(born)}")]
         return keys
 
 

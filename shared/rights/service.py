@@ -72,8 +72,7 @@ NAME_KEYS = ("name_dob",)
 """Exact name and date of birth: what a request made without an identifier is resolved by first."""
 LOOSE_NAME_KEYS = ("forms_dob", "name_swapped_dob")
 """Tried where the exact key finds nobody: a nickname, or day and month swapped."""
-POSTCODE_KEYS = ("surname_dob_postcode", "first_dob_postcode")
-"""Decide between two people with one name and date of birth."""
+
 
 
 class AmbiguousPerson(Exception):
@@ -270,8 +269,8 @@ class RightsService:
         """A request made with name, date of birth and postcode: exact first, then loose; the postcode decides
         between two people; still two is a problem for the officer, never a guess."""
         keys = self.index.resolve(by_kind["name_dob"]) or self.index.resolve(by_kind.get("loose_name_dob", set()))
-        if len(keys) > 1 and by_kind.get("postcode_dob"):
-            keys &= self.index.resolve(by_kind["postcode_dob"])
+        if len(keys) > 1 and by_kind.get("postcode"):
+            keys = {key for key in keys if self.index.postcode_tokens_of({key}) & by_kind["postcode"]}
         if len(keys) > 1:
             raise AmbiguousPerson
         return keys
@@ -447,11 +446,15 @@ def _name_keys(item: dict[str, Any], where: str, match_keys: MatchKeys) -> list[
     except InvalidValue as invalid:
         field_name = "postcode" if invalid.rule.startswith("postcode") else "date_of_birth"
         raise _bad(f"{where}.{field_name}", invalid.rule, invalid.message) from None
-    keys = match_keys.keys(identity_from({"full_name": name, "date_of_birth": born, "postcode": postcode}))
-    kinds = [("name_dob", NAME_KEYS, "name"), ("loose_name_dob", LOOSE_NAME_KEYS, "name"),
-             ("postcode_dob", POSTCODE_KEYS, "postcode")]
-    return [{"pseudonym": key, "label": LABELS[label], "kind": kind}
-            for kind, names, label in kinds for key_name in names for key in keys.get(key_name, [])]
+    identity = identity_from({"full_name": name, "date_of_birth": born, "postcode": postcode})
+    keys = match_keys.keys(identity)
+    given = [{"pseudonym": key, "label": LABELS["name"], "kind": kind}
+             for kind, names in (("name_dob", NAME_KEYS), ("loose_name_dob", LOOSE_NAME_KEYS))
+             for key_name in names for key in keys.get(key_name, [])]
+    postcode_token = match_keys.tokens(identity)["postcode"]
+    if postcode_token:
+        given.append({"pseudonym": str(postcode_token), "label": LABELS["postcode"], "kind": "postcode"})
+    return given
 
 
 def _unique_files(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
