@@ -237,3 +237,15 @@ def test_audit_checkpoints_are_kept_in_a_write_once_container():
     assert "audit-checkpoints/" not in text, "no lifecycle rule deletes checkpoints"
     main = (BICEP / "main.bicep").read_text()
     assert _bicep_default(main, "auditCheckpointRetentionDays") == "2190"
+
+
+def test_the_platform_account_holds_every_container_and_table_the_code_uses():
+    """The templates and shared/platform/storage.py name the same containers and tables (the checkpoint container
+    is declared on its own, with its immutability policy)."""
+    from shared.platform.storage import PLATFORM_CONTAINERS, PLATFORM_TABLES
+
+    text = (MODULES / "storage-platform.bicep").read_text()
+    containers = set(re.findall(r"'([a-z-]+)'", re.search(r"var containers = \[(.*)\]", text).group(1)))
+    tables = set(re.findall(r"'([a-z]+)'", re.search(r"var tables = \[(.*)\]", text).group(1)))
+    assert set(PLATFORM_CONTAINERS) - {AUDIT_CHECKPOINTS} <= containers
+    assert tables == set(PLATFORM_TABLES)

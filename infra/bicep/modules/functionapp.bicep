@@ -88,6 +88,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       FDP_AUDIT_KEY_NAME: auditKeyName
       // The retention run: 02:00 UTC every day (NCRONTAB, evaluated in UTC).
       FDP_RETENTION_SCHEDULE: '0 0 2 * * *'
+      FDP_IDENTITY_SCHEDULE: '0 */15 * * * *'
       // Standing reports are refreshed after it: 03:30 UTC every day.
       FDP_REPORTS_SCHEDULE: '0 30 3 * * *'
     }

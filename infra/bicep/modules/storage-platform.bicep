@@ -14,8 +14,8 @@ param checkpointRetentionDays int = 2190
 @description('The checkpoint immutability policy has been locked by an operator: leave it alone (it can only be extended).')
 param checkpointPolicyLocked bool = false
 
-var containers = [ 'curated', 'receipts', 'reports', 'exports', 'app-package' ]
-var tables = [ 'ingests', 'subjects', 'links', 'register', 'requests', 'holds', 'audit' ]
+var containers = [ 'curated', 'receipts', 'reports', 'exports', 'linkage', 'app-package' ]
+var tables = [ 'ingests', 'register', 'requests', 'holds', 'audit', 'reviews' ]
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name
