@@ -1,5 +1,5 @@
-"""`make bench`: the ingest core against two baselines, at bounded memory; and index and lookup cost as the
-store grows.
+"""`make bench`: the ingest core against two baselines, at bounded memory; upload to receipt through the real
+handler; and the person index as the store grows (bench/endtoend.py).
 
 Every implementation runs in a fresh process on the same generated file (12 columns, bench/policy.yaml), so each
 peak resident set size is its own; each is timed `--repeats` times (3) and the median kept, as this machine's
@@ -30,6 +30,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from bench import endtoend
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / ".data"
@@ -213,15 +215,13 @@ def measure(implementation: str, path: Path) -> dict[str, Any]:
 
 # Storage I/O, index and lookup (against Azurite) ---------------------------------------------------------------
 
-def storage_figures(path: Path, store_sizes: list[int]) -> dict[str, Any]:
+def storage_figures(path: Path) -> dict[str, Any]:
     import os
-    import random
 
     from devtools import azurite
-    from shared.identity.subjects import SubjectIndex, link_rows, subject_rows
     from shared.ingest.formats import spool
     from shared.platform.settings import Settings
-    from shared.platform.storage import LINKS, SUBJECTS, Storage
+    from shared.platform.storage import Storage
 
     server = azurite.start()
     try:
@@ -242,34 +242,7 @@ def storage_figures(path: Path, store_sizes: list[int]) -> dict[str, Any]:
         upload = time.perf_counter() - started
         size_mb = path.stat().st_size / 1024**2
 
-        index = SubjectIndex(storage.table(SUBJECTS), storage.table(LINKS))
-        rng = random.Random(1)
-        people: list[str] = []
-        growth = []
-        stored = 0
-        for target in store_sizes:
-            while stored < target:  # a file of 100 people, a tenth of them with a second, linked identifier
-                batch = [f"{rng.getrandbits(128):032x}" for _ in range(100)]
-                people += batch
-                index.add([("subject", row) for row in subject_rows(batch, ingest_id=f"i{stored}", partner="p",
-                                                                     dataset="d", purge_month="2030-01",
-                                                                     file=f"d/{stored}.parquet")]
-                          + [("link", row) for row in link_rows([(p, f"{rng.getrandbits(128):032x}")
-                                                                 for p in batch[:10]], ingest_id=f"i{stored}")])
-                stored += 1
-            new = [f"{rng.getrandbits(128):032x}" for _ in range(1000)]
-            started = time.perf_counter()
-            index.add([("subject", row) for row in subject_rows(new, ingest_id="new", partner="p", dataset="d",
-                                                                 purge_month="2030-01", file="d/new.parquet")])
-            update = time.perf_counter() - started
-            sample = rng.sample(people, 20)
-            started = time.perf_counter()
-            for person in sample:
-                for pseudonym in index.linked(person):
-                    index.files_for(pseudonym)
-            lookup = (time.perf_counter() - started) / len(sample)
-            growth.append({"files": target, "index_update_s": update, "lookup_ms": lookup * 1000})
-        return {"file_mb": size_mb, "download_s": download, "upload_s": upload, "growth": growth}
+        return {"file_mb": size_mb, "download_s": download, "upload_s": upload}
     finally:
         server.stop()
 
@@ -292,7 +265,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--memory-sizes", default="5000000", help="sizes run by the core only, for memory")
-    parser.add_argument("--store-sizes", default="100,300,1000")
+    parser.add_argument("--store-sizes", default="100,1000,3000", help="uploads in the person index")
+    parser.add_argument("--upload-sizes", default="10000,100000,1000000",
+                        help="upload to receipt through the real handler (the row-path shape stops at 100,000)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each implementation; the median is kept")
     parser.add_argument("--child", nargs=2, metavar=("WHAT", "ARG"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -315,13 +290,29 @@ def main() -> int:
                   f"peak {result['peak_mb']:,.0f} MB", flush=True)
     largest = max(sizes)
     profile = in_child("profile", str(DATA / f"{DATASET}-{largest}.csv"))
-    storage = storage_figures(DATA / f"{DATASET}-{largest}.csv", [int(s) for s in args.store_sizes.split(",") if s])
-    write_report(results, storage, largest, profile)
+    storage = storage_figures(DATA / f"{DATASET}-{largest}.csv")
+    uploads = [endtoend_child("upload", dataset, str(rows)) for rows in _sizes(args.upload_sizes)
+               for dataset in endtoend.SHAPES if dataset == "health-visits" or rows <= 100_000]
+    for run in uploads:
+        print(f"upload to receipt {run['dataset']:>13} {run['rows']:>10,} rows: {run['seconds']:.1f} s, "
+              f"peak {run['peak_mb']:,.0f} MB", flush=True)
+    growth = endtoend_child("growth", args.store_sizes)["growth"]
+    write_report(results, storage, largest, profile, endtoend.report(uploads, growth))
     return 0
 
 
+def _sizes(text: str) -> list[int]:
+    return [int(s) for s in text.split(",") if s]
+
+
+def endtoend_child(*args: str) -> dict[str, Any]:
+    result = subprocess.run([sys.executable, "-m", "bench.endtoend", *args], check=True, capture_output=True,
+                            text=True, cwd=ROOT)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def write_report(results: list[dict[str, Any]], storage: dict[str, Any], largest: int,
-                 profile: dict[str, float]) -> None:
+                 profile: dict[str, float], end_to_end: list[str]) -> None:
     def find(implementation: str, rows: int) -> dict[str, Any] | None:
         return next((r for r in results if r["implementation"] == implementation and r["file_rows"] == rows), None)
 
@@ -377,19 +368,7 @@ def write_report(results: list[dict[str, Any]], storage: dict[str, Any], largest
               "", "## Storage I/O (Azurite, measured separately)", "",
               f"The {largest:,}-row file ({storage['file_mb']:,.0f} MB): download and spool "
               f"{storage['download_s']:.2f} s, upload {storage['upload_s']:.2f} s.", "",
-              "## Subject index update and rights-request lookup as the store grows", "",
-              "Each stored file holds 100 people; the update adds one 1,000-person upload; the lookup follows a "
-              "person's links and reads their index entries (mean of 20 people).", "",
-              "| files in the store | index update | lookup |", "| ---: | ---: | ---: |"]
-    for g in storage["growth"]:
-        lines.append(f"| {g['files']:,} | {g['index_update_s']:.2f} s | {g['lookup_ms']:.1f} ms |")
-    first, last = storage["growth"][0], storage["growth"][-1]
-    lines += ["", f"From {first['files']:,} to {last['files']:,} files ({last['files'] / first['files']:.0f} times "
-              f"the store) the update takes {last['index_update_s'] / first['index_update_s']:.2f} times as long "
-              f"and the lookup {last['lookup_ms'] / first['lookup_ms']:.2f} times. Both read or write only the "
-              "rows of the people concerned (a partition and a RowKey range each); Azurite answers such a range "
-              "by scanning its partition (16 here), so part of that growth is the emulator's, where Table storage "
-              "serves the range from its index.", ""]
+              *end_to_end]
     REPORT.write_text("\n".join(lines))
     print(f"wrote {REPORT.relative_to(ROOT)}")
 

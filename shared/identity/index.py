@@ -10,10 +10,10 @@ extracts, never copied into curated data):
     index/keys/<bb>.parquet         identifier pseudonym or strong match key -> person key
     index/state.json                the record files and decisions the index was built from
 
-`<bb>` is the first two hex digits of the key, so a lookup reads one 256th of the index for the identifiers
-given and one for the person found. `ensure_linked` rebuilds the index (`linkage.link`) when an upload or a
-decision has come since it was built: rights work, reports and the review queue call it first, so each acts
-on the persons as they are now.
+`<bb>` is the first hex digit of the key (two once the store holds 200,000 records), so a lookup reads one 16th
+(later one 256th) of the index for the identifiers given and one for the person found. `ensure_linked` rebuilds
+the index (`linkage.link`) when an upload or a decision has come since it was built: rights work, reports and the
+review queue call it first, so each acts on the persons as they are now.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import io
 import json
 import logging
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,7 +45,9 @@ RECORDS = "records/"
 PERSONS = "index/persons/"
 KEYS = "index/keys/"
 STATE = "index/state.json"
-BUCKET_CHARS = 2
+SMALL_STORE = 200_000
+"""Below this many records the index is cut into 16 buckets (one hex digit), above it into 256 (two)."""
+PARALLEL_BLOBS = 8
 
 RECORD_FIELDS = [pa.field("ingest_id", pa.string()), pa.field("row", pa.int32()),
                  pa.field("partner", pa.string()), pa.field("dataset", pa.string()), pa.field("file", pa.string()),
@@ -146,11 +149,12 @@ class PersonIndex:
         sources = sources or self._sources()
         records = self._all_records()
         result = linkage.link(records, self.reviews.decisions(), self.keys.root_key().material)
-        self._write_index(records, result.persons)
+        width = 1 if records.num_rows < SMALL_STORE else 2
+        self._write_index(records, result.persons, width)
         queue = self.reviews.sync(result.candidates)
         summary = {**result.summary, "review_added": queue["added"], "review_removed": queue["removed"]}
         self._upload_bytes(STATE, json.dumps({"sources": sources, "linked_at": datetime.now(UTC).isoformat(),
-                                              "summary": summary}).encode())
+                                              "bucket_chars": width, "summary": summary}).encode())
         return summary
 
     def _sources(self) -> dict[str, Any]:
@@ -165,43 +169,32 @@ class PersonIndex:
             return {}
 
     def _all_records(self) -> pa.Table:
-        tables = []
-        for blob in self.container.list_blobs(name_starts_with=RECORDS):
-            found = self._download(blob.name)
-            if found is not None:
-                tables.append(found[0].cast(RECORD_SCHEMA))
+        names = [blob.name for blob in self.container.list_blobs(name_starts_with=RECORDS)]
+        with ThreadPoolExecutor(PARALLEL_BLOBS) as pool:
+            found = list(pool.map(self._download, names))
+        tables = [item[0].cast(RECORD_SCHEMA) for item in found if item is not None]
         return pa.concat_tables(tables) if tables else RECORD_SCHEMA.empty_table()
 
-    def _write_index(self, records: pa.Table, persons: pa.Table) -> None:
+    def _write_index(self, records: pa.Table, persons: pa.Table, width: int) -> None:
         """Persons and keys, each bucketed by its key's first hex digits; buckets left empty are removed."""
         person_key = persons.column("person_key")
         by_person = records.select(["record", "ingest_id", "row", "partner", "dataset", "file"]).append_column(
             "person_key", person_key).append_column("entity", persons.column("entity"))
         keys = _key_table(records, person_key)
-        written = self._write_buckets(PERSONS, by_person, "person_key") | self._write_buckets(KEYS, keys, "key")
+        parts = _buckets(PERSONS, by_person, "person_key", width) + _buckets(KEYS, keys, "key", width)
+        with ThreadPoolExecutor(PARALLEL_BLOBS) as pool:
+            list(pool.map(lambda part: self._upload(*part), parts))
+        written = {name for name, _ in parts}
         for blob in self.container.list_blobs(name_starts_with="index/"):
             if blob.name != STATE and blob.name not in written:
                 self.container.delete_blob(blob.name)
-
-    def _write_buckets(self, prefix: str, table: pa.Table, column: str) -> set[str]:
-        bucket = pc.utf8_slice_codeunits(table.column(column), 0, BUCKET_CHARS)
-        table = table.append_column("_bucket", bucket).sort_by([("_bucket", "ascending"), (column, "ascending")])
-        names = set()
-        start = 0
-        for entry in pc.value_counts(table.column("_bucket")).to_pylist():  # in order of first appearance: sorted
-            count = entry["counts"]
-            name = f"{prefix}{entry['values']}.parquet"
-            self._upload(name, table.slice(start, count).drop_columns(["_bucket"]))
-            names.add(name)
-            start += count
-        return names
 
     # Looking up a person ------------------------------------------------------------------------------------
 
     def resolve(self, keys: Iterable[str]) -> set[str]:
         """The persons any of these identifier pseudonyms or strong match keys belong to."""
         found: set[str] = set()
-        for bucket, wanted in _by_bucket(keys).items():
+        for bucket, wanted in self._by_bucket(keys).items():
             table = self._bucket(KEYS, bucket)
             if table is not None:
                 hits = table.filter(pc.is_in(table.column("key"), pa.array(sorted(wanted), pa.string())))
@@ -211,7 +204,7 @@ class PersonIndex:
     def records_of(self, person_keys: Iterable[str]) -> list[dict[str, Any]]:
         """Every record of these persons: record, ingest_id, row, partner, dataset, file, person_key, entity."""
         rows: list[dict[str, Any]] = []
-        for bucket, wanted in _by_bucket(person_keys).items():
+        for bucket, wanted in self._by_bucket(person_keys).items():
             table = self._bucket(PERSONS, bucket)
             if table is not None:
                 rows += table.filter(pc.is_in(table.column("person_key"),
@@ -262,6 +255,13 @@ class PersonIndex:
         pairs = [(a, b) for i, a in enumerate(entities) for b in entities[i + 1:]]
         return self.reviews.keep_apart(pairs, actor, "split by a reviewer")
 
+    def _by_bucket(self, keys: Iterable[str]) -> dict[str, set[str]]:
+        width = int(self._state().get("bucket_chars", 1))
+        buckets: dict[str, set[str]] = {}
+        for key in keys:
+            buckets.setdefault(key[:width], set()).add(key)
+        return buckets
+
     # Blob helpers -------------------------------------------------------------------------------------------
 
     def _bucket(self, prefix: str, bucket: str) -> pa.Table | None:
@@ -303,11 +303,16 @@ def _flat(array: Any) -> pa.Array:
     return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
-def _by_bucket(keys: Iterable[str]) -> dict[str, set[str]]:
-    buckets: dict[str, set[str]] = {}
-    for key in keys:
-        buckets.setdefault(key[:BUCKET_CHARS], set()).add(key)
-    return buckets
+def _buckets(prefix: str, table: pa.Table, column: str, width: int) -> list[tuple[str, pa.Table]]:
+    """The table cut by the first `width` hex digits of `column`, each part sorted by it: (blob name, rows)."""
+    bucket = pc.utf8_slice_codeunits(table.column(column), 0, width)
+    table = table.append_column("_bucket", bucket).sort_by([("_bucket", "ascending"), (column, "ascending")])
+    parts, start = [], 0
+    for entry in pc.value_counts(table.column("_bucket")).to_pylist():  # in order of first appearance: sorted
+        parts.append((f"{prefix}{entry['values']}.parquet", table.slice(start, entry["counts"]).drop_columns(
+            ["_bucket"])))
+        start += entry["counts"]
+    return parts
 
 
 def _parquet(table: pa.Table) -> bytes:

@@ -121,8 +121,10 @@ class CuratedWriter:
             self._writers[purge_month] = pq.ParquetWriter(folder / f"{purge_month}.parquet", self.schema,
                                                           compression="zstd", use_dictionary=self._repeating,
                                                           write_statistics=self._repeating)
+            # Read back once, moments later, to make the upload's records blob: written fast, not small.
             self._linkage_writers[purge_month] = pq.ParquetWriter(folder / f"{purge_month}.linkage.parquet",
-                                                                  self._linkage_schema, compression="zstd")
+                                                                  self._linkage_schema, compression="none",
+                                                                  use_dictionary=False, write_statistics=False)
         buffer = self._buffers[purge_month]
         arrays = [pa.array(buffer[field.name], type=field.type) for field in self.full_schema]
         tables = [*self._tables.pop(purge_month, []), pa.Table.from_arrays(arrays, schema=self.full_schema)]
