@@ -258,3 +258,22 @@ def test_logs_name_no_one(api, storage, tmp_path, all_logs):
     person_index(storage).link()
     for secret in ("Okafor", "2021-03-14", ANN, "SW9 8AB"):
         assert secret not in all_logs.text
+
+
+def test_match_keys_agree_on_what_services_write_differently():
+    """Zoë and ZOE are one name, Bob is a form of Robert, 03/04 swapped is caught; twins' names are not."""
+    from datetime import date
+
+    from shared.identity.matchkeys import Identity, MatchKeys, identity_from
+
+    keys = MatchKeys(TEST_ROOT_KEY)
+    zoe = keys.tokens(identity_from({"full_name": "Zoë Smith-Jones", "date_of_birth": date(2021, 3, 4)}))
+    upper = keys.tokens(identity_from({"full_name": "ZOE  smith-jones", "date_of_birth": date(2021, 4, 3)}))
+    assert zoe["first_name"] == upper["first_name"] and zoe["surname"] == upper["surname"]
+    assert zoe["date_of_birth"] == upper["dob_swapped"], "day and month swapped is one comparison level"
+    bob = keys.tokens(Identity("bob", "okafor"))["first_forms"]
+    robert = keys.tokens(Identity("robert", "okafor"))["first_forms"]
+    assert set(bob) & set(robert), "a nickname meets its formal name"
+    ann, ben = (keys.tokens(Identity(name, "okafor", date(2022, 1, 1)))["first_forms"] for name in ("ann", "ben"))
+    assert not set(ann) & set(ben)
+    assert keys.keys(Identity("ann", "okafor", None)) == {}, "no strong key without a date of birth"
