@@ -2,11 +2,15 @@
 
 1. starts Azurite (kept running afterwards, its data in .azurite/, so you can look around);
 2. provisions platform storage and a drop zone per LEAP partner;
-3. generates a file for each partner (one deliberately bad: a nursery sends children's addresses, which its
-   agreement does not allow, and the charity's spreadsheet has some invalid rows);
+3. generates each partner's file about one population of children (devtools/leap_files.py: the trust's NHS
+   numbers tokenised at source, the charity's family references and names, the nursery's own references), and
+   two deliberately bad ones: a nursery file with children's addresses, which its agreement does not allow, and a
+   charity spreadsheet with some invalid rows;
 4. drops them into the drop zones, turns each new blob into the BlobCreated event Event Grid would send, and
    delivers it to the ingest function;
-5. prints each receipt, the ledger, where the curated data is, and the audit chain's verification.
+5. prints each receipt, the ledger, where the curated data is, and the audit chain's verification;
+6. links the records into people (the person index) and publishes the standing reports, among them LEAP's
+   service-combination impact table.
 
     python -m devtools.demo          # run the demo
     python -m devtools.demo --stop   # stop the Azurite it left running
@@ -24,7 +28,7 @@ import sys
 
 from azure.core.exceptions import ResourceExistsError
 
-from devtools import azurite, synthetic
+from devtools import azurite, leap_files, synthetic
 from devtools.eventgrid import deliver_in_process, waiting_uploads
 from shared import runtime
 from shared.platform.audit import AuditLog
@@ -84,13 +88,22 @@ def configure(server: azurite.Azurite) -> Storage:
 
 def partner_files(policy) -> list[synthetic.SyntheticFile]:
     return [
-        synthetic.generate(policy, "nhs-community-health", "health-visits", rows=400, seed=1,
-                           name="health-visits-2026-10.csv"),
-        synthetic.generate(policy, "family-support-charity", "sessions", rows=250, seed=2, invalid_rate=0.04,
+        *leap_files.partner_files(policy, base64.b64decode(local_key())),
+        synthetic.generate(policy, "family-support-charity", "sessions", rows=60, seed=2, invalid_rate=0.1,
                            fmt="xlsx", name="sessions-october.xlsx"),
-        synthetic.generate(policy, "early-years-setting", "asq-assessments", rows=120, seed=3,
-                           extra_columns=("child_address",), name="asq-autumn-term.csv"),
+        synthetic.generate(policy, "early-years-setting", "asq-assessments", rows=40, seed=3,
+                           extra_columns=("child_address",), name="asq-new-starters.csv"),
     ]
+
+
+def show_people() -> None:
+    """Link every record into people, as the timer (or any rights request or report) would."""
+    from shared.runtime import identity_service
+
+    summary = identity_service().link("demo")
+    print(f"\nPerson index (container 'linkage'): {summary['records']:,} records are {summary['persons']:,} people; "
+          f"{summary['review']} pairs for review and {summary['conflicts']} conflicts in the queue "
+          "(GET /api/identity/reviews)")
 
 
 def drop(storage: Storage, file: synthetic.SyntheticFile) -> None:
@@ -149,6 +162,10 @@ def show_reports() -> None:
               + (f" ({metadata['blocked_reason']})" if metadata["blocked_reason"] else
                  f", {hidden['primary']} cells suppressed, {hidden['secondary']} more to protect them")
               + f" -> reports/{metadata['report']}/{metadata['date']}/")
+        if metadata["report"] == "service-impact" and metadata["status"] == "published":
+            csv_text = report_service().storage.platform_blob(
+                "reports", f"service-impact/{metadata['date']}/report.csv").download_blob().readall().decode()
+            print("    " + csv_text.strip().replace("\n", "\n    "))
 
 
 def main() -> int:
@@ -171,6 +188,7 @@ def main() -> int:
     for event in events:
         deliver_in_process(event)
     report(storage, server)
+    show_people()
     show_reports()
     return 0
 
