@@ -10,6 +10,12 @@ which rule, row counts, no identities) to reports/retention/ and the audit log.
 A run is journalled: its record is written before anything is deleted, with the plan, and completed after. A run
 interrupted half way and started again resumes its own plan (deleting a deleted file is a no-op), and a finished
 run is never repeated, so there is never a partial state nor a second record for the same date.
+
+The record counts what was deleted, not what was planned: each delete or trim records the rows it removed from the
+file as it found it (`rows_deleted`), and the summary adds those up. Progress is saved every SAVE_EVERY actions; a
+resumed run that finds a file of a not-yet-saved action already gone counts the rows planned for it, since its own
+first attempt deleted it. Every rewrite of a curated file, here and by rights work, keeps the file's metadata with
+its new row count, so plans and previews read true counts without opening files.
 """
 
 from __future__ import annotations
@@ -18,14 +24,14 @@ import contextlib
 import json
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
 from shared.identity.index import PersonIndex, record_id
 from shared.ingest import curated
@@ -36,6 +42,8 @@ from shared.policy.retention_rules import describe, due, fingerprint, purge_mont
 from shared.retention.holds import ActiveHolds, HoldRegister
 
 RECORDS = "retention"
+SAVE_EVERY = 50
+"""A run saves its progress (which actions are done, and what each deleted) after this many actions."""
 
 
 @dataclass(frozen=True)
@@ -126,13 +134,24 @@ class RetentionService:
         record = self._read_record(record_blob)
         if record and record["status"] == "completed":
             return record
+        resumed = record is not None
         if record is None:
             record = {"run": f"retention-{on.isoformat()}", "date": on.isoformat(), "status": "in_progress",
                       "started_at": self.clock().isoformat(), "actions": self.plan(on),
                       "exports": self._expired_exports(on)}
             record_blob.upload_blob(json.dumps(record, indent=2), overwrite=True)
+        unsaved = 0
         for action in record["actions"]:
-            self._execute(action, on)
+            if action.get("done"):
+                continue
+            deleted = self._execute(action, on)
+            if action["action"] in ("delete", "trim"):
+                action["rows_deleted"] = deleted if deleted is not None else (action["rows"] if resumed else 0)
+            action["done"] = True
+            unsaved += 1
+            if unsaved >= SAVE_EVERY:
+                record_blob.upload_blob(json.dumps(record, indent=2), overwrite=True)
+                unsaved = 0
         for name in record["exports"]:
             self._delete(EXPORTS, name)
         record.update(status="completed", completed_at=self.clock().isoformat(), summary=self._summary(record))
@@ -140,21 +159,24 @@ class RetentionService:
         self.audit.append("retention.run", {"run": record["run"], **record["summary"]}, key=record["run"])
         return record
 
-    def _execute(self, action: dict[str, Any], on: date) -> None:
+    def _execute(self, action: dict[str, Any], on: date) -> int | None:
+        """Carry out one action; for a delete or trim, the rows it removed (None: the file was already gone)."""
         kind = action["action"]
         if kind == "replan":
             self._replan(action["file"])
         elif kind == "delete":
-            self._purge_file(action["file"], keep=frozenset())
+            return self._purge_file(action["file"], keep=frozenset())
         elif kind == "trim":
-            self._purge_file(action["file"], keep=self._held_rows(action["file"], self.holds.active()))
+            return self._purge_file(action["file"], keep=self._held_rows(action["file"], self.holds.active()))
+        return 0
 
     @staticmethod
     def _summary(record: dict[str, Any]) -> dict[str, Any]:
+        """What the run did: rows deleted per dataset and purge month, as counted when each file was deleted."""
         deleted: Counter[str] = Counter()
         for a in record["actions"]:
             if a["action"] in ("delete", "trim"):
-                deleted[f"{a['dataset']}/{a['purge_month']}"] += a["rows"]
+                deleted[f"{a['dataset']}/{a['purge_month']}"] += a.get("rows_deleted", a["rows"])
         return {"rows_deleted": sum(deleted.values()), "by_partition": dict(sorted(deleted.items())),
                 "files_replanned": sum(a["action"] == "replan" for a in record["actions"]),
                 "files_held": sum(a["action"] in ("held", "trim") for a in record["actions"]),
@@ -162,11 +184,12 @@ class RetentionService:
 
     # File operations (each safe to repeat) ----------------------------------------------------------------
 
-    def _purge_file(self, name: str, keep: frozenset[int]) -> None:
-        """The person index's records first (they name the file's rows), then the rows; `keep` are held rows."""
+    def _purge_file(self, name: str, keep: frozenset[int]) -> int | None:
+        """The person index's records first (they name the file's rows), then the rows; `keep` are held rows.
+        Returns the rows deleted (0 if the file changed meanwhile), or None if the file is gone."""
         opened = self._open(name)
         if opened is None:
-            return
+            return None
         file, table, etag, metadata = opened
         held = curated.row_mask(table, sorted(keep)) if keep else pa.array([False] * len(table))
         gone = table.filter(pc.invert(held))
@@ -180,13 +203,14 @@ class RetentionService:
                                  match_condition=MatchConditions.IfNotModified,
                                  metadata={**metadata, "rows": str(len(table) - len(gone))})
         except (ResourceNotFoundError, ResourceModifiedError):
-            pass  # deleted or rewritten meanwhile (an erasure): the next run sees it again
+            return 0  # deleted or rewritten meanwhile (an erasure): the next run sees it again
+        return len(gone)
 
     def _replan(self, name: str) -> None:
         opened = self._open(name)
         if opened is None:
             return
-        file, table, _, metadata = opened
+        file, table, etag, metadata = opened
         dataset = self._dataset(file)
         if dataset is None:
             return
@@ -196,12 +220,45 @@ class RetentionService:
             target = curated.curated_path(file.dataset, month, file.partner, file.ingest_id)
             part = part.set_column(part.schema.get_field_index(curated.PURGE_MONTH), curated.PURGE_MONTH,
                                    pa.array([month] * len(part), type=pa.string()))
-            self.storage.platform_blob(CURATED, target).upload_blob(
-                curated.to_bytes(part), overwrite=True,
-                metadata={**metadata, "rows": str(len(part)), "retention": fingerprint(dataset.retention)})
+            rule = fingerprint(dataset.retention)
+            if target == name:
+                try:
+                    self.storage.platform_blob(CURATED, target).upload_blob(
+                        curated.to_bytes(part), overwrite=True, etag=etag,
+                        match_condition=MatchConditions.IfNotModified,
+                        metadata={**metadata, "rows": str(len(part)), "retention": rule})
+                except ResourceModifiedError:
+                    return  # rewritten meanwhile (an erasure): the next run re-plans it as it is then
+            else:
+                self._merge_into(target, part, {**metadata, "retention": rule})
             self.index.relocate_records(file.ingest_id, dict.fromkeys(part.column(curated.ROW).to_pylist(), target))
         if file.purge_month not in months:  # its records now name the new files
             self._delete(CURATED, name)
+
+    def _merge_into(self, target: str, part: pa.Table, metadata: dict[str, str]) -> None:
+        """Moved rows join the file of their new month. The same upload may already have a file there (its rows
+        spanned several months): the rows are added to it, never written over it, and a row already there (a
+        resumed run moving it twice) is not added again. That file keeps its own rule: if it is an older one, its
+        own re-plan moves its other rows and leaves these where they are."""
+        blob = self.storage.platform_blob(CURATED, target)
+        for _ in range(5):
+            found = curated.download(self.storage, target)
+            try:
+                if found is None:
+                    blob.upload_blob(curated.to_bytes(part), overwrite=False,
+                                     metadata={**metadata, "rows": str(len(part))})
+                    return
+                existing, properties = found
+                new = part.filter(pc.invert(curated.row_mask(part, existing.column(curated.ROW).to_pylist())))
+                merged = pa.concat_tables([existing, new.cast(existing.schema)])
+                merged = merged.take(pc.sort_indices(merged.column(curated.ROW)))
+                blob.upload_blob(curated.to_bytes(merged), overwrite=True, etag=properties.etag,
+                                 match_condition=MatchConditions.IfNotModified,
+                                 metadata={**(properties.metadata or {}), "rows": str(len(merged))})
+                return
+            except (ResourceExistsError, ResourceModifiedError):
+                continue
+        raise RuntimeError("a curated file kept changing while rows were moved into it")
 
     def _new_months(self, file: CuratedFile, dataset: Dataset, table: pa.Table | None = None) -> list[str]:
         """Each row's purge month under the current rule, from what is stored (never earlier than the truth)."""
@@ -225,8 +282,16 @@ class RetentionService:
     # Storage helpers --------------------------------------------------------------------------------------
 
     def _files(self) -> list[CuratedFile]:
-        blobs = self.storage.platform_container(CURATED).list_blobs(include=["metadata"])
-        return [f for blob in blobs if (f := CuratedFile.from_blob(blob)) is not None]
+        """Every curated file with its metadata. A file whose metadata has no row count (rewritten by rights work
+        before rewrites kept it) is opened and counted, so plans and previews still count true rows."""
+        files = []
+        for blob in self.storage.platform_container(CURATED).list_blobs(include=["metadata"]):
+            file = CuratedFile.from_blob(blob)
+            if file is not None and "rows" not in (blob.metadata or {}):
+                file = replace(file, rows=self._table(file.name).num_rows)
+            if file is not None:
+                files.append(file)
+        return files
 
     def _dataset(self, file: CuratedFile) -> Dataset | None:
         partner = self.policy.partners.get(file.partner)

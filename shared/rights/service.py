@@ -288,11 +288,19 @@ class RightsService:
         return files
 
     def _rows(self, file: str, person: Person) -> tuple[pa.Table, pa.ChunkedArray, str] | None:
+        found = self._rows_and_metadata(file, person)
+        return found[:3] if found is not None else None
+
+    def _rows_and_metadata(self, file: str, person: Person) -> tuple[pa.Table, pa.ChunkedArray, str,
+                                                                     dict[str, str]] | None:
+        """A curated file's rows, the person's rows in it, its ETag and its metadata (the row count and retention
+        rule the purge plans by: every rewrite carries them over)."""
         found = curated.download(self.storage, file)
         if found is None:
             return None  # purged since it was indexed
         table, properties = found
-        return table, curated.row_mask(table, person.rows_in(file)), properties.etag
+        return (table, curated.row_mask(table, person.rows_in(file)), properties.etag,
+                dict(properties.metadata or {}))
 
     # Access -----------------------------------------------------------------------------------------------
 
@@ -330,12 +338,13 @@ class RightsService:
         return removed
 
     def _remove_rows(self, file: str, person: Person) -> int:
-        """Replace the file by itself without the person's rows, only if nobody changed it meanwhile."""
+        """Replace the file by itself without the person's rows, only if nobody changed it meanwhile, keeping its
+        metadata (retention plans by it) with the new row count."""
         for _ in range(5):
-            found = self._rows(file, person)
+            found = self._rows_and_metadata(file, person)
             if found is None:
                 return 0
-            table, mask, etag = found
+            table, mask, etag, metadata = found
             count = int(pc.sum(mask).as_py() or 0)
             blob = self.storage.platform_blob(CURATED, file)
             try:
@@ -344,7 +353,8 @@ class RightsService:
                 elif count:
                     kept = table.filter(pc.invert(mask))
                     blob.upload_blob(curated.to_bytes(kept), overwrite=True, etag=etag,
-                                     match_condition=MatchConditions.IfNotModified)
+                                     match_condition=MatchConditions.IfNotModified,
+                                     metadata={**metadata, "rows": str(len(kept))})
                 return count
             except ResourceModifiedError:
                 continue
@@ -375,23 +385,36 @@ class RightsService:
 
     def _correct(self, file: str, person: Person, correction: dict[str, Any], request: RightsRequest,
                  hasher: Any) -> int:
-        found = self._rows(file, person)
-        if found is None:
-            return 0
-        table, mask, etag = found
         column = correction["column"]
         dataset = self._dataset_named(correction["dataset"])
         assert dataset is not None
         spec = dataset.contract.column(column)
         assert spec is not None
         new_value = parse_attribute(spec, correction["value"])
-        index = table.schema.get_field_index(column)
-        old_values = table.column(column).filter(mask).to_pylist()
-        replacement = pa.array([new_value] * len(table), type=table.schema.field(column).type)
-        updated = table.set_column(index, table.schema.field(column), pc.if_else(mask, replacement,
-                                                                                  table.column(column)))
-        self.storage.platform_blob(CURATED, file).upload_blob(
-            curated.to_bytes(updated), overwrite=True, etag=etag, match_condition=MatchConditions.IfNotModified)
+        for _ in range(5):
+            found = self._rows_and_metadata(file, person)
+            if found is None:
+                return 0
+            table, mask, etag, metadata = found
+            index = table.schema.get_field_index(column)
+            old_values = table.column(column).filter(mask).to_pylist()
+            replacement = pa.array([new_value] * len(table), type=table.schema.field(column).type)
+            updated = table.set_column(index, table.schema.field(column), pc.if_else(mask, replacement,
+                                                                                      table.column(column)))
+            if column == dataset.retention.column and metadata.get("retention"):
+                # The corrected date is the rows' retention anchor: the next retention run re-plans the file (it
+                # differs from the current rule's fingerprint), moving the rows to their new purge months.
+                metadata["retention"] = f"{metadata['retention']};rectified"
+            try:
+                self.storage.platform_blob(CURATED, file).upload_blob(
+                    curated.to_bytes(updated), overwrite=True, etag=etag,
+                    match_condition=MatchConditions.IfNotModified,
+                    metadata={**metadata, "rows": str(len(updated))})
+                break
+            except ResourceModifiedError:
+                continue
+        else:
+            raise RuntimeError("a curated file kept changing while it was being rectified")
         for old in sorted({str(v) for v in old_values}):
             digest = hasher.copy()
             digest.update(old.encode())
