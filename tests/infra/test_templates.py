@@ -123,6 +123,34 @@ def test_only_the_ingest_account_allows_shared_key_and_deletes_for_real():
     assert value(resource(ingest, "account").body, "properties.allowBlobPublicAccess") == "false"
 
 
+def test_drop_zone_lifecycle_deletes_snapshots_and_versions_a_link_could_leave_behind():
+    """A create-only link can snapshot its own upload, which would block deleting it and outlive it: the drop
+    zone rule deletes snapshots (before the base blob, which Azure cannot delete while they exist) and versions,
+    for block and append blobs alike."""
+    ingest = MODULES / "storage-ingest.bicep"
+    [drop_rule] = [rule for rule in _rule_objects(ingest)
+                   if "'drop-'" in (value(rule, "definition.filters.prefixMatch") or "")]
+    assert value(drop_rule, "enabled") == "true"
+    assert set(re.findall(r"'(\w+)'", value(drop_rule, "definition.filters.blobTypes") or "")) == {
+        "blockBlob", "appendBlob"}
+    base = int(value(drop_rule, "definition.actions.baseBlob.delete.daysAfterCreationGreaterThan") or 0)
+    snapshots = value(drop_rule, "definition.actions.snapshot.delete.daysAfterCreationGreaterThan")
+    versions = value(drop_rule, "definition.actions.version.delete.daysAfterCreationGreaterThan")
+    assert snapshots is not None and versions is not None, "snapshots and versions are deleted too"
+    assert int(snapshots) < base and int(versions) < base, "they go before the base blob, which they would block"
+    assert value(resource(ingest, "blobService").body, "properties.isVersioningEnabled") == "false"
+
+
+def _rule_objects(path):
+    """The lifecycle policy's rules: the objects of its `rules` array."""
+    from tests.infra.bicep import _property
+
+    node = resource(path, "lifecycle").body
+    for key in ("properties", "policy", "rules"):
+        node = _property(node, key)
+    return [child for child in node.children if child.type == "object"]
+
+
 def test_key_vault_is_rbac_only_with_purge_protection():
     vault = resource(MODULES / "keyvault.bicep", "vault").body
     assert value(vault, "properties.enableRbacAuthorization") == "true"

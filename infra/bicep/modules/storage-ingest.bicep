@@ -70,13 +70,21 @@ resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05
     policy: {
       rules: [
         {
-          // Anything left in a drop zone for 7 days (an upload that could never be processed) is deleted.
+          // Anything left in a drop zone for 7 days (an upload that could never be processed, such as a name with
+          // a . or .. folder that no request can address) is deleted, and with it any snapshot a create-only link
+          // took of it (Azure counts a snapshot as creating) and any version, should versioning ever be turned on.
+          // Append blobs too: a link can create one, and the pipeline refuses it. (Page blobs are outside what
+          // lifecycle rules can act on; the pipeline refuses and deletes them at once.)
           name: 'delete-stale-drop-zone-files'
           enabled: true
           type: 'Lifecycle'
           definition: {
-            filters: { blobTypes: [ 'blockBlob' ], prefixMatch: [ 'drop-' ] }
-            actions: { baseBlob: { delete: { daysAfterCreationGreaterThan: 7 } } }
+            filters: { blobTypes: [ 'blockBlob', 'appendBlob' ], prefixMatch: [ 'drop-' ] }
+            actions: {
+              baseBlob: { delete: { daysAfterCreationGreaterThan: 7 } }
+              snapshot: { delete: { daysAfterCreationGreaterThan: 1 } }
+              version: { delete: { daysAfterCreationGreaterThan: 1 } }
+            }
           }
         }
         {
