@@ -2,8 +2,10 @@
 
 The link travels in the page's URL fragment (never sent to the server) or is pasted in; the browser uploads
 straight to Blob storage in blocks; the page then polls for the receipt through a read path that checks the
-link's signature and reveals only the receipt of the upload that link made. The link goes to the server only in
-POST bodies, never in a URL, so it cannot end up in access logs.
+link's signature and reveals only the receipt of the upload that link made. A partner who uploaded with AzCopy
+or Storage Explorer posts the same link to `upload/receipts` and gets its uploads newest first, each with its
+receipt, or one upload by its ingest id. The link goes to the server only in POST bodies, never in a URL, so it
+cannot end up in access logs.
 """
 
 from pathlib import Path
@@ -70,3 +72,24 @@ def receipt(req: func.HttpRequest) -> func.HttpResponse:
     if found is None:
         return json_response({"status": "processing"}, 202)
     return json_response(found)
+
+
+@bp.function_name("upload_receipts")
+@bp.route(route="upload/receipts", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def receipts(req: func.HttpRequest) -> func.HttpResponse:
+    """{"link": ..., "ingest_id": optional, "before": optional received_at, "limit": optional, 1 to 100}"""
+    try:
+        body = json_body(req)
+        limit = body.get("limit", 20)
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise Problem(400, "Bad Request", "limit must be a whole number.", field="limit", rule="receipts.limit")
+        found = drop_zones().receipts_for_link(
+            str(body.get("link", "")), ingest_id=_text(body.get("ingest_id")), before=_text(body.get("before")),
+            limit=limit)
+    except Problem as problem:
+        return problem_response(problem)
+    return json_response(found)
+
+
+def _text(value: object) -> str | None:
+    return str(value) if isinstance(value, str) and value else None

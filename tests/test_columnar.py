@@ -195,7 +195,8 @@ def test_a_plain_file_is_read_by_the_columnar_path_and_its_rows_keep_their_order
     lines[7][4] = "not a postcode"  # goes to the row path, and its neighbours stay in order around it
     reader, (counts, listed, _, stored) = both_paths(policy_file(tmp_path), csv_file(lines), monkeypatch)
     assert reader == "columnar"
-    assert counts == {"read": 30, "stored": 29, "invalid": 1, "no_consent": 0, "suppressed": 0}
+    assert counts == {"read": 30, "stored": 29, "invalid": 1, "no_consent": 0, "suppressed": 0, "replaced": 0,
+                      "superseded": 0}
     assert listed == [{"row": 9, "column": "postcode", "rule": "postcode.format",
                        "message": "not a full UK postcode (for example SW9 8AB)"}]
     [(_, records)] = stored.values()

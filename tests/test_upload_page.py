@@ -86,7 +86,7 @@ def test_a_partner_uploads_through_the_page_and_sees_the_receipt(site, browser, 
     rows = browser.find_elements(By.CSS_SELECTOR, "#receipt-errors tbody tr")
     assert len(rows) == len(file.invalid_rows)
     [ledger] = ledger_rows(storage)
-    assert ledger["status"] == "accepted" and ledger["blob"].endswith("-october-sessions.csv")
+    assert ledger["status"] == "accepted" and ledger["file"].endswith("-october-sessions.csv"), "a safe name is shown"
 
 
 def test_a_revoked_link_is_refused_by_the_page(site, browser, storage):

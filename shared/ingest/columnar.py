@@ -31,7 +31,7 @@ from shared.identity.records import RecordMaker, id_lists
 from shared.identity.source import TOKEN_TYPE
 from shared.ingest import curated
 from shared.ingest.formats import TextProfile
-from shared.ingest.receipts import RowCounts
+from shared.ingest.receipts import RowCounts, RowList
 from shared.policy import generalise
 from shared.policy.contracts import _FALSE, _TRUE, BoundContract, CheckedRow, Column, FileRejected, Problem
 from shared.policy.generalise import InvalidValue
@@ -80,6 +80,8 @@ class Context:
     longest_line: int
     repeats: dict[str, bool] = field(default_factory=dict)
     """Per identifier type: whether its values repeated enough in the last batch to hash distinct ones only."""
+    left_out: RowList = field(default_factory=RowList)
+    """Rows left out without an error (no consent, suppressed), by row number, as the row path lists them."""
 
 
 def can_read(profile: TextProfile | None, max_line_chars: int) -> TypeGuard[TextProfile]:
@@ -210,8 +212,10 @@ class _Batch:
         frame = checks.frame(pa.array(self.numbers)).filter(fast)
         if context.needs_consent:
             consented = frame.column(_CONSENT) if _CONSENT in frame.column_names else pa.nulls(len(frame), pa.bool_())
+            given = pc.fill_null(consented, False)
             before = len(frame)
-            frame = frame.filter(pc.fill_null(consented, False))
+            context.left_out.extend("no_consent", frame.column(_ROW).filter(pc.invert(given)).to_pylist())
+            frame = frame.filter(given)
             counts.no_consent += before - len(frame)
         pseudonyms = {column: _hash(context.pseudonymiser, scoped_type(column.id_type or "", context.partner),
                                      frame.column(_ID + column.name), context.repeats)
@@ -224,6 +228,7 @@ class _Batch:
             hit = _any([pc.fill_null(pc.is_in(values, wanted), False) for values in people], len(frame))
             kept = pc.invert(hit)
             counts.suppressed += len(frame) - pc.sum(kept).as_py()
+            context.left_out.extend("suppressed", frame.column(_ROW).filter(hit).to_pylist())
             frame = frame.filter(kept)
             pseudonyms = {column: values.filter(kept) for column, values in pseudonyms.items()}
             tokens = {column: values.filter(kept) for column, values in tokens.items()}

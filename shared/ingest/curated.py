@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -164,12 +164,18 @@ class CuratedWriter:
         self._linkage_writers = {}
 
 
-def file_metadata(local: Path, dataset: Any, partner: str, ingest_id: str, received: date) -> dict[str, str]:
-    """Blob metadata that lets retention plan without opening the file: rows, the rule it was planned under."""
+def file_metadata(local: Path, dataset: Any, partner: str, ingest_id: str, received: date,
+                  received_at: datetime | None = None) -> dict[str, str]:
+    """Blob metadata that lets retention plan without opening the file: rows, the rule it was planned under; and
+    when the upload was received, which decides which of two copies of a re-sent row is the newer. Every rewrite
+    of a curated file (retention, rights, replacements) keeps it, with the new row count."""
     from shared.policy.retention_rules import fingerprint
 
-    return {"rows": str(pq.ParquetFile(local).metadata.num_rows), "dataset": dataset.name, "partner": partner,
-            "ingest_id": ingest_id, "received": received.isoformat(), "retention": fingerprint(dataset.retention)}
+    metadata = {"rows": str(pq.ParquetFile(local).metadata.num_rows), "dataset": dataset.name, "partner": partner,
+                "ingest_id": ingest_id, "received": received.isoformat(), "retention": fingerprint(dataset.retention)}
+    if received_at is not None:
+        metadata["received_at"] = received_at.isoformat()
+    return metadata
 
 
 def pseudonym_batches(path: Path, columns: list[str], batch_rows: int = 50_000) -> Iterator[list[list[str | None]]]:

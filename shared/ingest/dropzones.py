@@ -5,6 +5,15 @@ signed against the container's stored access policy `upload-<generation>`, which
 can add new blobs (in blocks, for large files) and nothing else; it cannot read, list, delete or overwrite, and
 is valid for that one container. Revoking replaces the policy with the next generation, so every link issued
 before stops working at once. Links are returned once and never stored or logged.
+
+A create-only link can also snapshot a blob it created (Azure counts a snapshot as creating): the pipeline deletes
+the raw file with its snapshots, and refuses blob types other than block blobs; the lifecycle rule deletes
+anything left, snapshots and versions included.
+
+A partner holding a current link can read the receipts of its uploads however it uploaded (the upload page,
+AzCopy, Storage Explorer): the one upload it just made (`receipt_for_upload`), or its uploads newest first, each
+with its receipt, or one by its ingest id (`receipts_for_link`). Receipts name no value from a file and no file
+name as given, so they are safe to show to whoever holds the partner's link.
 """
 
 from __future__ import annotations
@@ -22,14 +31,17 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import AccessPolicy, ContainerClient, generate_container_sas
 
 from shared.ingest.events import BlobCreated
-from shared.ingest.ledger import FINAL, Ledger
+from shared.ingest.ledger import FINAL, Ledger, LedgerEntry
+from shared.ingest.names import shown_name
 from shared.ingest.receipts import receipt_path
 from shared.platform.auth import Problem
 from shared.platform.storage import INGESTS, RECEIPTS, Storage
+from shared.policy.contracts import header_is_safe
 from shared.policy.loader import Partner, Policy
 
 CREATE_ONLY = "c"
 _GENERATION = re.compile(r"^upload-(\d+)$")
+MAX_LISTED_UPLOADS = 100
 
 
 @dataclass(frozen=True)
@@ -100,12 +112,25 @@ class DropZones:
     def uploads(self, partner_id: str) -> list[dict[str, Any]]:
         """The partner's uploads, newest first, each with its receipt when it has one."""
         partner = self.partner(partner_id)
-        entries = sorted(Ledger(self.storage.table(INGESTS)).for_partner(partner.id),
-                         key=lambda entry: entry.fields.get("received_at") or "", reverse=True)
-        return [{"ingest_id": e.ingest_id, "status": e.status, "file": e.fields.get("blob"),
-                 "dataset": e.fields.get("dataset"), "received_at": e.fields.get("received_at"),
-                 "rows": e.fields.get("counts"), "receipt": self._receipt(partner.id, e.ingest_id)
-                 if e.status in FINAL else None} for e in entries]
+        return [self._upload(partner, entry) for entry in self._entries(partner)]
+
+    def _entries(self, partner: Partner) -> list[LedgerEntry]:
+        return sorted(Ledger(self.storage.table(INGESTS)).for_partner(partner.id), key=_position, reverse=True)
+
+    def _upload(self, partner: Partner, entry: LedgerEntry) -> dict[str, Any]:
+        fields = entry.fields
+        return {"ingest_id": entry.ingest_id, "status": entry.status, "file": self._shown(partner, fields),
+                "size_bytes": fields.get("size"), "dataset": fields.get("dataset"),
+                "received_at": fields.get("received_at"), "rows": fields.get("counts"),
+                "receipt": self._receipt(partner, entry.ingest_id) if entry.status in FINAL else None}
+
+    @staticmethod
+    def _shown(partner: Partner, fields: dict[str, Any]) -> str:
+        """The ledger holds the name as names.shown_name rendered it; rows written before that hold it as given
+        (`blob`), and are rendered the same way whenever they are shown."""
+        if "file" in fields:
+            return str(fields["file"])
+        return shown_name(str(fields.get("blob") or ""), sorted(partner.datasets))
 
     # The upload page's read path ----------------------------------------------------------------------
 
@@ -140,16 +165,38 @@ class DropZones:
         entry = Ledger(self.storage.table(INGESTS)).get(partner.id, ingest_id)
         if entry is None or entry.status not in FINAL:
             return None
-        return self._receipt(partner.id, ingest_id)
+        return self._receipt(partner, ingest_id)
+
+    def receipts_for_link(self, link: str, *, ingest_id: str | None = None, before: str | None = None,
+                          limit: int = 20) -> dict[str, Any]:
+        """For whoever holds a current link of the partner: its uploads newest first (after the `next_before` of the
+        previous page, or received before a time; at most `limit`), each with its status, the name as shown, size,
+        time and receipt; or the one upload `ingest_id` names. However the file was uploaded, and however long ago
+        (while its receipt is kept)."""
+        partner = self.check_link(link)
+        if not 1 <= limit <= MAX_LISTED_UPLOADS:
+            raise Problem(400, "Bad Request", f"limit must be from 1 to {MAX_LISTED_UPLOADS}.", field="limit",
+                          rule="receipts.limit")
+        if ingest_id is not None:
+            entry = Ledger(self.storage.table(INGESTS)).get(partner.id, ingest_id)
+            if entry is None:
+                raise Problem(404, "Not Found", "No upload of this partner has that ingest id.")
+            return {"partner": partner.id, "uploads": [self._upload(partner, entry)]}
+        cursor = _cursor(before) if before else None
+        entries = [e for e in self._entries(partner) if cursor is None or _position(e) < cursor]
+        listed = entries[:limit]
+        more = len(entries) > limit
+        return {"partner": partner.id, "uploads": [self._upload(partner, entry) for entry in listed],
+                "next_before": "|".join(_position(listed[-1])) if more and listed else None}
 
     # Helpers ----------------------------------------------------------------------------------------
 
-    def _receipt(self, partner_id: str, ingest_id: str) -> dict[str, Any] | None:
+    def _receipt(self, partner: Partner, ingest_id: str) -> dict[str, Any] | None:
         try:
-            data = self.storage.platform_blob(RECEIPTS, receipt_path(partner_id, ingest_id)).download_blob()
+            data = self.storage.platform_blob(RECEIPTS, receipt_path(partner.id, ingest_id)).download_blob()
         except ResourceNotFoundError:
             return None
-        return json.loads(data.readall())
+        return _withheld(json.loads(data.readall()), partner)
 
     def _key(self) -> str:
         if self.storage.ingest_account_key is None:
@@ -174,6 +221,34 @@ class DropZones:
     @staticmethod
     def _set_generation(container: ContainerClient, generation: int) -> None:
         container.set_container_access_policy({f"upload-{generation}": AccessPolicy(permission=CREATE_ONLY)})
+
+
+def _position(entry: LedgerEntry) -> tuple[str, str]:
+    """Where an upload stands in the list: by when it was received, then by ingest id (two in one second)."""
+    return (str(entry.fields.get("received_at") or ""), entry.ingest_id)
+
+
+def _cursor(before: str) -> tuple[str, str]:
+    """`before` is the `next_before` of the previous page (`<received_at>|<ingest id>`) or a bare time."""
+    received, _, ingest_id = before.partition("|")
+    return (received, ingest_id or "~")
+
+
+def _withheld(receipt: dict[str, Any], partner: Partner) -> dict[str, Any]:
+    """A receipt written before names were withheld (receipt_version 1) is shown as one written now would be:
+    the file name rendered by names.shown_name, and a header cell outside the agreement as `a column`."""
+    if receipt.get("receipt_version", 1) >= 2:
+        return receipt
+    receipt["file"] = shown_name(str(receipt.get("file") or ""), sorted(partner.datasets))
+    dataset = partner.datasets.get(str(receipt.get("dataset") or ""))
+    contract = dataset.contract if dataset else None
+    for problem in receipt.get("rejection") or []:
+        column = str(problem.get("column") or "")
+        known = contract is not None and contract.column(column) is not None
+        if problem.get("rule", "").startswith("header.") and column and not known and \
+                not header_is_safe(column, contract) and not re.fullmatch(r"column \d+", column):
+            problem["column"] = "a column"
+    return receipt
 
 
 def _valid_ip_range(value: str) -> bool:

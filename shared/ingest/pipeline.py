@@ -2,13 +2,19 @@
 
     resolve partner and dataset -> spool and recognise the file -> check header and rows against the contract
     -> drop rows without consent or on the suppression register -> pseudonymise, generalise, minimise
-    -> write Parquet (temporary) -> upload curated files -> the upload's records for the person index -> receipt
-    -> ledger (the commit point) -> audit -> delete the raw file
+    -> write Parquet (temporary) -> rows sent again (row key): plan what they replace -> upload curated files
+    -> the upload's records for the person index -> receipt -> ledger (the commit point) -> audit
+    -> carry out the replacements -> delete the raw file (with any snapshot of it)
 
 Every step before the ledger is idempotent (deterministic names, upserts), and every step after it is retried
 from the ledger alone, so a crash between any two steps followed by a retry ends with one copy of the data and
-one ledger row. An error that is not the file's fault (storage unavailable, say) propagates: the raw file stays
-where it is and Event Grid delivers the event again.
+one ledger row. Every ledger write is conditional on the row as this delivery read it, and a final row is never
+written again, so two deliveries of one upload at once cannot move it backwards. An error that is not the
+file's fault (storage unavailable, say) propagates: the raw file stays where it is and Event Grid delivers the
+event again. A name the platform cannot process gets a receipt that says so and the event completes.
+
+The upload's name is never stored or logged as given (a partner may name a file after a child): the receipt,
+ledger and audit log hold `names.shown_name`, and the SDK's request log lines have drop zone paths withheld.
 """
 
 from __future__ import annotations
@@ -24,18 +30,20 @@ from typing import IO, Any
 
 import pyarrow.parquet as pq
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
+from azure.storage.blob import BlobType
 
 from shared.identity.index import PersonIndex
 from shared.identity.keys import KeySource, RootKey
 from shared.identity.pseudonymise import Pseudonymiser, scoped_type
 from shared.identity.records import RecordMaker
 from shared.identity.register import SuppressionRegister, SuppressionSnapshot
-from shared.ingest import columnar, curated, ledger
+from shared.ingest import columnar, curated, ledger, names
 from shared.ingest.events import BlobCreated, bare_etag
 from shared.ingest.formats import TextProfile, read_table, spool, too_large
-from shared.ingest.ledger import Ledger
-from shared.ingest.receipts import ProblemLog, RowCounts, build_receipt, receipt_path
+from shared.ingest.ledger import Ledger, LedgerConflict, LedgerEntry
+from shared.ingest.receipts import ProblemLog, RowCounts, RowList, build_receipt, receipt_path
+from shared.ingest.replace import Replacer
 from shared.platform.audit import AuditLog
 from shared.platform.storage import AUDIT, CURATED, INGESTS, RECEIPTS, REGISTER, Storage
 from shared.policy.contracts import BoundContract, CheckedRow, FileRejected, Problem
@@ -43,8 +51,9 @@ from shared.policy.loader import Dataset, Partner, Policy
 from shared.policy.retention_rules import purge_month
 
 log = logging.getLogger("fdp.ingest")
+names.redact_sdk_urls()
 
-STEPS = ("processed", "curated", "indexed", "receipt", "ledger", "audited", "deleted")
+STEPS = ("processed", "curated", "indexed", "receipt", "ledger", "audited", "replaced", "deleted")
 """The points between steps where a crash can happen; tests inject one after each."""
 
 
@@ -64,7 +73,16 @@ class Upload:
     partner_id: str
     etag: str
     received_at: datetime
+    shown: str = names.WITHHELD
+    """The name as receipts, the ledger and the audit log may hold it (names.shown_name)."""
+    size: int | None = None
     counts: RowCounts = field(default_factory=RowCounts)
+    left_out: RowList = field(default_factory=RowList)
+    """Rows with no error that were not stored (no consent, suppressed, superseded), by row number."""
+    replacing: list[int] = field(default_factory=list)
+    """This upload's rows that replaced a copy stored before."""
+    replacements: str | None = None
+    """The saved replacement plan, carried out after the commit point."""
     problems: ProblemLog = field(default_factory=ProblemLog)
     rejection: list[Problem] | None = None
     dataset: Dataset | None = None
@@ -86,6 +104,7 @@ class IngestPipeline:
         self.audit = AuditLog(storage.table(AUDIT))
         self.register = SuppressionRegister(storage.table(REGISTER))
         self.index = PersonIndex(storage, keys)
+        self.replacer = Replacer(storage, self.index)
         self._checkpoint = checkpoint
 
     # Entry point -----------------------------------------------------------------------------------------
@@ -98,62 +117,123 @@ class IngestPipeline:
         ingest_id = event.ingest_id
         earlier = self.ledger.get(partner_id, ingest_id)
         if earlier is not None and earlier.final:
-            self._finish(partner_id, ingest_id, earlier.fields)
+            self._finish(partner_id, ingest_id, earlier.fields, event.blob)
             log.info("ingest %s: already %s; finished its remaining steps", ingest_id, earlier.status)
             return Outcome("duplicate", ingest_id)
+        reason = names.unprocessable(event.blob)
+        if reason is not None:
+            return self._refuse_name(event, partner_id, ingest_id, earlier, reason)
         raw = self.storage.raw_blob(event.container, event.blob)
         try:
             properties = raw.get_blob_properties()
         except ResourceNotFoundError:
             log.warning("ingest %s: the raw file is gone and no ledger entry completed it", ingest_id)
             return Outcome("gone", ingest_id)
+        except HttpResponseError as error:
+            if error.status_code != 400:
+                raise  # not the name's fault (storage unavailable, access refused): Event Grid delivers it again
+            return self._refuse_name(event, partner_id, ingest_id, earlier, "storage cannot read a file of this name")
         if event.etag and bare_etag(properties.etag) != event.etag:
             log.info("ingest %s: the blob was replaced by a newer upload, which has its own event", ingest_id)
             return Outcome("ignored", ingest_id)
-        upload = Upload(event, partner_id, properties.etag, properties.creation_time.astimezone(UTC))
-        return self._ingest(upload, ingest_id, properties.size, earlier)
+        partner = self.policy.partner_for_container(event.container)
+        upload = Upload(event, partner_id, properties.etag, properties.creation_time.astimezone(UTC),
+                        shown=names.shown_name(event.blob, sorted(partner.datasets) if partner else []),
+                        size=properties.size)
+        return self._ingest(upload, ingest_id, properties, earlier)
 
     # The pipeline ----------------------------------------------------------------------------------------
 
-    def _ingest(self, upload: Upload, ingest_id: str, size: int, earlier: ledger.LedgerEntry | None) -> Outcome:
+    def _ingest(self, upload: Upload, ingest_id: str, properties: Any, earlier: LedgerEntry | None) -> Outcome:
         partner = self.policy.partner_for_container(upload.event.container)
         key = self.keys.root_key()
-        self.ledger.record(upload.partner_id, ingest_id, ledger.PROCESSING, blob=upload.event.blob,
-                           etag=upload.etag, received_at=upload.received_at.isoformat(),
-                           files=(earlier.fields.get("files", []) if earlier else []))
+        try:
+            current = self.ledger.write(upload.partner_id, ingest_id, ledger.PROCESSING, earlier, file=upload.shown,
+                                        etag=upload.etag, received_at=upload.received_at.isoformat(),
+                                        files=(earlier.fields.get("files", []) if earlier else []))
+        except LedgerConflict:
+            return self._after_conflict(upload.partner_id, ingest_id, upload.event.blob)
         writer: curated.CuratedWriter | None = None
         try:
             upload.dataset = self._resolve(partner, upload.event.blob)
-            if size > self.policy.programme.limits.max_file_bytes:
+            if properties.blob_type != BlobType.BLOCKBLOB:
+                raise FileRejected(Problem("upload.blob_type", "upload the file as a block blob (AzCopy, Storage "
+                                                               "Explorer and the upload page all do)"))
+            if properties.size > self.policy.programme.limits.max_file_bytes:
                 raise FileRejected(too_large(self.policy.programme.limits.max_file_bytes))
             writer = curated.CuratedWriter(upload.dataset.contract, self._file_metadata(ingest_id, key))
             local_files = self._process(upload, ingest_id, key, writer)
             upload.linkage = writer.linkage_files()
             self._checkpoint("processed")
-            self._publish(upload, ingest_id, local_files, earlier)
+            current = self._publish(upload, ingest_id, local_files, earlier, current)
         except FileRejected as rejected:
             upload.rejection, upload.files = rejected.problems, {}
-            upload.counts = RowCounts()
+            upload.counts, upload.left_out, upload.replacing, upload.replacements = RowCounts(), RowList(), [], None
             self._forget_stale_files(earlier, keep=set())
+            if earlier is not None:
+                self.replacer.discard(ingest_id)
+        except LedgerConflict:
+            return self._after_conflict(upload.partner_id, ingest_id, upload.event.blob)
         finally:
             if writer is not None:
                 writer.discard()
+        return self._commit(upload, ingest_id, key.version, current)
+
+    def _commit(self, upload: Upload, ingest_id: str, key_version: str, current: LedgerEntry) -> Outcome:
+        """Receipt, then the ledger's final row (the commit point), then the steps after it."""
         receipt = self._write_receipt(upload, ingest_id)
         status = ledger.REJECTED if upload.rejection else ledger.ACCEPTED
-        fields = {"blob": upload.event.blob, "etag": upload.etag, "dataset": upload.dataset.name
-                  if upload.dataset else None, "received_at": upload.received_at.isoformat(),
-                  "completed_at": datetime.now(UTC).isoformat(), "counts": upload.counts.as_dict(),
-                  "files": sorted(upload.files.values()), "receipt": receipt_path(upload.partner_id, ingest_id),
-                  "receipt_status": receipt["status"], "key_version": key.version,
+        fields = {"file": upload.shown, "size": upload.size, "etag": upload.etag,
+                  "dataset": upload.dataset.name if upload.dataset else None,
+                  "received_at": upload.received_at.isoformat(), "completed_at": datetime.now(UTC).isoformat(),
+                  "counts": upload.counts.as_dict(), "files": sorted(upload.files.values()),
+                  "receipt": receipt_path(upload.partner_id, ingest_id), "receipt_status": receipt["status"],
+                  "replacements": upload.replacements, "key_version": key_version,
                   "policy_version": self.policy.version}
-        self.ledger.record(upload.partner_id, ingest_id, status, **fields)
+        try:
+            self.ledger.write(upload.partner_id, ingest_id, status, current, **fields)
+        except LedgerConflict:
+            return self._after_conflict(upload.partner_id, ingest_id, upload.event.blob)
         self._checkpoint("ledger")
-        self._finish(upload.partner_id, ingest_id, {**fields, "status": status})
+        self._finish(upload.partner_id, ingest_id, {**fields, "status": status}, upload.event.blob)
+        counts = upload.counts
         log.info("ingest %s: %s partner=%s dataset=%s path=%s rows read=%d stored=%d invalid=%d no_consent=%d "
-                 "suppressed=%d", ingest_id, receipt["status"], upload.partner_id, fields["dataset"], upload.reader,
-                 upload.counts.read, upload.counts.stored, upload.counts.invalid, upload.counts.no_consent,
-                 upload.counts.suppressed)
+                 "suppressed=%d replaced=%d superseded=%d", ingest_id, receipt["status"], upload.partner_id,
+                 fields["dataset"], upload.reader, counts.read, counts.stored, counts.invalid, counts.no_consent,
+                 counts.suppressed, counts.replaced, counts.superseded)
         return Outcome(receipt["status"], ingest_id, receipt)
+
+    def _after_conflict(self, partner_id: str, ingest_id: str, blob: str) -> Outcome:
+        """Another delivery of the same upload wrote its ledger row after this one read it. If that one has
+        committed, finish its remaining steps; if it is still processing, leave the upload to it (if it fails,
+        Event Grid delivers its event again). Either way this delivery writes no more."""
+        entry = self.ledger.get(partner_id, ingest_id)
+        if entry is not None and entry.final:
+            self._finish(partner_id, ingest_id, entry.fields, blob)
+            log.info("ingest %s: another delivery committed it as %s; finished its remaining steps", ingest_id,
+                     entry.status)
+        else:
+            log.info("ingest %s: another delivery of this upload is processing it; this one stops", ingest_id)
+        return Outcome("duplicate", ingest_id)
+
+    def _refuse_name(self, event: BlobCreated, partner_id: str, ingest_id: str, earlier: LedgerEntry | None,
+                     reason: str) -> Outcome:
+        """A name storage accepted but the platform cannot read the file under: rejected from the event alone.
+        The raw file cannot be deleted under that name either; the drop zone's lifecycle rule deletes it."""
+        partner = self.policy.partner_for_container(event.container)
+        upload = Upload(event, partner_id, event.etag or "", datetime.now(UTC),
+                        shown=names.shown_name(event.blob, sorted(partner.datasets) if partner else []),
+                        size=event.size)
+        upload.rejection = [Problem("upload.name", f"{reason}: upload the file again under a plain name (letters, "
+                                                   "digits, - and _) in the folder of its dataset")]
+        try:
+            current = self.ledger.write(partner_id, ingest_id, ledger.PROCESSING, earlier, file=upload.shown,
+                                        etag=upload.etag, received_at=upload.received_at.isoformat(), files=[])
+        except LedgerConflict:
+            return self._after_conflict(partner_id, ingest_id, event.blob)
+        log.warning("ingest %s: the file's name cannot be processed (%s); rejected, and left for the drop zone's "
+                    "lifecycle rule to delete", ingest_id, reason)
+        return self._commit(upload, ingest_id, self.keys.root_key().version, current)
 
     def _resolve(self, partner: Partner | None, blob: str) -> Dataset:
         if partner is None:
@@ -179,25 +259,34 @@ class IngestPipeline:
             return transform(spooled, self.policy, upload, ingest_id, key, self.register.snapshot(), writer)
 
     def _publish(self, upload: Upload, ingest_id: str, local_files: dict[str, Path],
-                 earlier: ledger.LedgerEntry | None) -> None:
+                 earlier: LedgerEntry | None, current: LedgerEntry) -> LedgerEntry:
         dataset = upload.dataset
         assert dataset is not None
+        prepared = self.replacer.prepare(dataset, upload.partner_id, ingest_id, upload.received_at, local_files,
+                                         upload.linkage, upload.counts, upload.left_out)
+        local_files, upload.linkage, upload.replacing = prepared.local, prepared.linkage, prepared.replacing
         upload.files = {month: curated.curated_path(dataset.name, month, upload.partner_id, ingest_id)
                         for month in local_files}
         self._forget_stale_files(earlier, set(upload.files.values()))
-        self.ledger.record(upload.partner_id, ingest_id, ledger.PROCESSING, blob=upload.event.blob,
-                           etag=upload.etag, received_at=upload.received_at.isoformat(),
-                           files=sorted(upload.files.values()))
+        current = self.ledger.write(upload.partner_id, ingest_id, ledger.PROCESSING, current, file=upload.shown,
+                                    etag=upload.etag, received_at=upload.received_at.isoformat(),
+                                    files=sorted(upload.files.values()))
         for month, local in local_files.items():
             metadata = curated.file_metadata(local, dataset, upload.partner_id, ingest_id,
-                                             upload.received_at.date())
+                                             upload.received_at.date(), upload.received_at)
             with local.open("rb") as data:
                 self.storage.platform_blob(CURATED, upload.files[month]).upload_blob(
                     data, overwrite=True, max_concurrency=2, metadata=metadata)
         self._checkpoint("curated")
         self.index.write_records(ingest_id, upload.partner_id, dataset.name,
                                  ((upload.files[month], pq.read_table(path)) for month, path in upload.linkage.items()))
+        if prepared.plan is not None:
+            self.replacer.save(prepared.plan)
+            upload.replacements = prepared.plan.name
+        elif earlier is not None:
+            self.replacer.discard(ingest_id)
         self._checkpoint("indexed")
+        return current
 
     def _forget_stale_files(self, earlier: ledger.LedgerEntry | None, keep: set[str]) -> None:
         """A retry whose rows fall in fewer months than before (the register changed) removes the extra files."""
@@ -209,17 +298,20 @@ class IngestPipeline:
     def _write_receipt(self, upload: Upload, ingest_id: str) -> dict[str, Any]:
         receipt = build_receipt(
             ingest_id=ingest_id, partner=upload.partner_id,
-            dataset=upload.dataset.name if upload.dataset else None, file=upload.event.blob,
+            dataset=upload.dataset.name if upload.dataset else None, file=upload.shown,
             received_at=upload.received_at.isoformat(), counts=upload.counts, problems=upload.problems,
-            rejection=upload.rejection, policy_version=self.policy.version)
+            rejection=upload.rejection, policy_version=self.policy.version, size=upload.size,
+            left_out=upload.left_out, replacing=upload.replacing)
         self.storage.platform_blob(RECEIPTS, receipt_path(upload.partner_id, ingest_id)).upload_blob(
             json.dumps(receipt, indent=2).encode(), overwrite=True,
             content_settings=_json_content())
         self._checkpoint("receipt")
         return receipt
 
-    def _finish(self, partner_id: str, ingest_id: str, fields: dict[str, Any]) -> None:
-        """The steps after the commit point: audit once, then delete the raw file (only the upload we processed)."""
+    def _finish(self, partner_id: str, ingest_id: str, fields: dict[str, Any], blob: str) -> None:
+        """The steps after the commit point, each safe to repeat: audit once, carry out the replacements, then
+        delete the raw file with any snapshot of it (only the upload we processed: its ETag must still match).
+        `blob` comes from the event: the ledger does not hold the name as given."""
         status = fields.get("status") or fields.get("receipt_status")
         self.audit.append(f"ingest.{'rejected' if status == ledger.REJECTED else 'accepted'}", {
             "ingest_id": ingest_id, "partner": partner_id, "dataset": fields.get("dataset"),
@@ -227,12 +319,22 @@ class IngestPipeline:
             "key_version": fields.get("key_version"), "policy_version": fields.get("policy_version"),
         }, key=f"ingest:{ingest_id}")
         self._checkpoint("audited")
-        raw = self.storage.raw_blob(f"drop-{partner_id}", fields["blob"])
-        # Gone already, or the name now holds a newer upload (which has its own event): either way, leave it.
-        with contextlib.suppress(ResourceNotFoundError, ResourceModifiedError):
-            raw.delete_blob(etag=fields["etag"], match_condition=MatchConditions.IfNotModified)
+        if fields.get("replacements"):
+            self.replacer.execute(ingest_id)
+        self._checkpoint("replaced")
+        if names.unprocessable(blob) is None:
+            raw = self.storage.raw_blob(f"drop-{partner_id}", blob)
+            try:
+                raw.delete_blob(delete_snapshots="include", etag=fields["etag"],
+                                match_condition=MatchConditions.IfNotModified)
+            except (ResourceNotFoundError, ResourceModifiedError):
+                pass  # gone already, or the name now holds a newer upload (which has its own event): leave it
+            except HttpResponseError as error:
+                if error.status_code != 400:
+                    raise
+                log.warning("ingest %s: storage cannot address the raw file by its name; the drop zone's lifecycle "
+                            "rule deletes it", ingest_id)
         self._checkpoint("deleted")
-
 
 def transform(spooled: IO[bytes], policy: Policy, upload: Upload, ingest_id: str, key: RootKey,
               register: SuppressionSnapshot, writer: curated.CuratedWriter) -> dict[str, Path]:
@@ -260,7 +362,7 @@ def transform(spooled: IO[bytes], policy: Policy, upload: Upload, ingest_id: str
             upload.reader = "columnar"
         except columnar.Fallback:
             log.info("ingest %s: a row is not plain CSV; reading the file again row by row", ingest_id)
-            upload.counts, upload.problems = RowCounts(), ProblemLog()
+            upload.counts, upload.problems, upload.left_out = RowCounts(), ProblemLog(), RowList()
             writer.reset()
             spooled.seek(0)
             _, rows, _ = read_table(spooled, limits.max_line_chars)
@@ -284,7 +386,8 @@ def _columnar_context(policy: Policy, upload: Upload, ingest_id: str, bound: Bou
         ingest_id=ingest_id,
         received=upload.received_at.date(), needs_consent=dataset.basis == "consent",
         suppressed=register.suppressed(dataset.basis), retention_column=dataset.retention.column,
-        max_rows=policy.programme.limits.max_rows, ascii=profile.ascii, longest_line=profile.longest_line)
+        max_rows=policy.programme.limits.max_rows, ascii=profile.ascii, longest_line=profile.longest_line,
+        left_out=upload.left_out)
 
 
 class _RowHandler:
@@ -313,6 +416,7 @@ class _RowHandler:
             return
         if self.needs_consent and checked.consent is not True:
             counts.no_consent += 1
+            self.upload.left_out.add("no_consent", checked.row)
             return
         pseudonyms = {column.output_name or "": self.pseudonymiser.pseudonym(
             scoped_type(column.id_type or "", self.upload.partner_id), value)
@@ -322,6 +426,7 @@ class _RowHandler:
                                       checked.match)
         if self.register.suppresses(linkage.suppression_keys, self.dataset.basis):
             counts.suppressed += 1
+            self.upload.left_out.add("suppressed", checked.row)
             return
         month = self.purge_month(checked.dates.get(self.dataset.retention.column or ""))
         record = {**checked.values, **pseudonyms, curated.SUBJECT_ID: next(iter(pseudonyms.values())),

@@ -36,7 +36,30 @@ INVALID_ROW_ACTIONS = ("drop_row", "reject_file")
 DEFAULT_MAX_LENGTH = 200
 _TRUE = frozenset({"y", "yes", "true", "1"})
 _FALSE = frozenset({"n", "no", "false", "0"})
-_SAFE_HEADER = re.compile(r"^[A-Za-z0-9 _.\-()/]{1,64}$")
+def words_of(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_HEADER_CHARACTERS = re.compile(r"^[A-Za-z0-9 _.\-()/#&]{1,64}$")
+_HEADER_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+COLUMN_WORDS = words_of("""
+    id ids ref refs reference number num no code key pseudonym pseudonymised token nhs upn uln urn case pupil
+    child children parent parents carer guardian family household person client patient member mother father baby
+    infant sibling first given middle last surname forename forenames full name names initial initials title
+    preferred known date birth born age months month year years week weeks time start end from to until since
+    due expected actual address line road city county postcode post zip area district sector region country
+    email phone telephone mobile contact gender sex ethnicity ethnic origin language religion nationality
+    disability disabled sen send ehcp fsm eal premium free school meals looked after lac cin cp plan status need
+    needs support level type category reason outcome result score scores total count attended attendance sessions
+    session visit visits review reviews assessment assessments service services programme program referral
+    referred source episode consent consented opt flag notes note comment comments description other unit team
+    worker provider setting nursery trust council gp practice surgery hospital health visitor asq sdq eyfs
+    communication personal social gross motor fine problem solving domain stage rating grade attainment progress
+    value amount hours minutes duration frequency of and the at on by for per with in out
+""")
+"""Words a column header may be made of and still be shown in a receipt although the agreement does not know it.
+None is a given name or a common surname (tests check them against the nicknames package's names and the synthetic
+generator's): a header of other words, however harmless it looks, is shown as `column N`."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +113,12 @@ class Contract:
     def identifiers(self) -> tuple[Column, ...]:
         return tuple(c for c in self.columns if c.role == "identifier")
 
+    @cached_property
+    def words(self) -> frozenset[str]:
+        """The words of the agreement's own column names (`visit_type`: visit, type): a header made of them is
+        safe to show."""
+        return frozenset(word for c in self.columns for word in c.name.split("_") if word.isalpha())
+
     @property
     def matches(self) -> bool:
         """The contract sends names, a full date of birth or a postcode the person index matches on."""
@@ -130,9 +159,28 @@ class CheckedRow:
     """Values the person index matches on (a name, the birth date, the full postcode): in memory only."""
 
 
-def describe_header(name: str, position: int) -> str:
-    """A header is named in receipts only when it looks like a column name, never like data."""
-    return name if _SAFE_HEADER.match(name) else f"column {position}"
+def describe_header(name: str, position: int, contract: Contract | None = None) -> str:
+    """How a receipt names a header cell: by a name the agreement knows, or as `column N`.
+
+    A file without a header row has data where its header should be (an NHS number, a child's name, a postcode), so
+    a cell the contract does not know is shown only when it cannot be personal data by a strict rule: at most 64
+    characters, made only of words of the agreement's own column names or of COLUMN_WORDS (split at spaces,
+    punctuation and capitals: `DateOfBirth`, `child_name`), with at least one such word and numbers of at most two
+    digits (`address line 2`). A name, a date, an identifier or a postcode never passes."""
+    known = contract.column(name.strip().lower()) if contract is not None else None
+    if known is not None:
+        return known.name
+    return name if header_is_safe(name, contract) else f"column {position}"
+
+
+def header_is_safe(name: str, contract: Contract | None = None) -> bool:
+    if not _HEADER_CHARACTERS.match(name):
+        return False
+    words = _HEADER_WORDS.findall(name)
+    vocabulary = COLUMN_WORDS | (contract.words if contract is not None else frozenset())
+    letters = [word.lower() for word in words if not word.isdigit()]
+    return bool(letters) and all(word in vocabulary for word in letters) and all(
+        len(word) <= 2 for word in words if word.isdigit())
 
 
 class BoundContract:
@@ -145,7 +193,7 @@ class BoundContract:
         seen: dict[str, int] = {}
         for position, raw in enumerate(header, start=1):
             key = raw.strip().lower()
-            shown = describe_header(raw.strip(), position)
+            shown = describe_header(raw.strip(), position, contract)
             if not key:
                 problems.append(Problem("header.blank", f"column {position} has no name", row=1))
                 continue

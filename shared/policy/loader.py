@@ -81,6 +81,8 @@ class Dataset:
     retention: RetentionRule
     special_category: bool = False
     description: str = ""
+    row_key: tuple[str, ...] = ()
+    """Columns whose values make a row the same row: a row sent again with them replaces the stored copy."""
 
     @property
     def consent_column(self) -> Column | None:
@@ -426,7 +428,8 @@ class _Checker:
 
     def dataset(self, name: str, partner: str, node: Any, path: str, programme: Programme) -> Dataset:
         node = self.mapping(node, path, ("description", "basis", "special_category", "retention", "columns",
-                                          "unexpected_columns", "invalid_rows"), ("basis", "retention", "columns"))
+                                          "unexpected_columns", "invalid_rows", "row_key"),
+                            ("basis", "retention", "columns"))
         columns = self.columns(node.get("columns"), f"{path}.columns")
         contract = Contract(
             columns=tuple(columns),
@@ -442,8 +445,41 @@ class _Checker:
         if "identifier" not in roles:
             self.fail(f"{path}.columns", "at least one column must have role identifier")
         retention = self.retention(node.get("retention"), f"{path}.retention", contract, programme)
+        row_key = self.row_key(node, f"{path}.row_key", contract) if "row_key" in node else ()
         return Dataset(name, partner, basis, contract, retention,
-                       self.boolean(node, "special_category", path, False), str(node.get("description", "")))
+                       self.boolean(node, "special_category", path, False), str(node.get("description", "")),
+                       row_key)
+
+    def row_key(self, node: dict, path: str, contract: Contract) -> tuple[str, ...]:
+        """What makes two rows of this dataset the same row: stored columns, at least one identifying a person."""
+        names = node["row_key"]
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            self.fail(path, "must be a list of this dataset's column names",
+                      "for example [nhs_number, visit_date]: a person identifier and what tells their rows apart")
+            return ()
+        if len(set(names)) != len(names):
+            self.fail(path, "names a column twice", "each column once")
+        ok = True
+        for index, name in enumerate(names):
+            column = contract.column(name)
+            where = f"{path}[{index}]"
+            if column is None:
+                self.fail(where, f"{name!r} is not a column of this dataset",
+                          ", ".join(c.name for c in contract.columns if c.role in ("identifier", "attribute")))
+                ok = False
+            elif column.role not in ("identifier", "attribute"):
+                self.fail(where, f"{name!r} has role {column.role}, which is not stored as sent",
+                          "an identifier (compared by its pseudonym) or an attribute")
+                ok = False
+            elif not column.required:
+                self.fail(where, f"{name!r} is optional, so a row without it could not be matched",
+                          f"a required column, or remove required: false from columns.{name}")
+                ok = False
+        if ok and not any(contract.column(name).names_a_person for name in names):  # type: ignore[union-attr]
+            self.fail(path, "names no identifier of a person, so two people's rows could replace each other",
+                      "add a person identifier (not a group one such as a family reference)")
+            ok = False
+        return tuple(names) if ok else ()
 
     def columns(self, node: Any, path: str) -> list[Column]:
         nodes = self.mapping(node, path, _keys(node))
