@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import endtoend
+from bench import endtoend, linkage
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / ".data"
@@ -266,6 +266,8 @@ def main() -> int:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--memory-sizes", default="5000000", help="sizes run by the core only, for memory")
     parser.add_argument("--store-sizes", default="100,1000,3000", help="uploads in the person index")
+    parser.add_argument("--linkage-max", type=int, default=None,
+                        help="the largest population the person linkage is measured on (default 1,000,000)")
     parser.add_argument("--upload-sizes", default="10000,100000,1000000",
                         help="upload to receipt through the real handler (the row-path shape stops at 100,000)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each implementation; the median is kept")
@@ -297,7 +299,8 @@ def main() -> int:
         print(f"upload to receipt {run['dataset']:>13} {run['rows']:>10,} rows: {run['seconds']:.1f} s, "
               f"peak {run['peak_mb']:,.0f} MB", flush=True)
     growth = endtoend_child("growth", args.store_sizes)["growth"]
-    write_report(results, storage, largest, profile, endtoend.report(uploads, growth))
+    quality = linkage.section(args.linkage_max).splitlines()
+    write_report(results, storage, largest, profile, [*endtoend.report(uploads, growth), *quality])
     return 0
 
 

@@ -13,7 +13,7 @@ from azure.core.exceptions import ResourceNotFoundError
 
 from devtools import azurite
 from shared import runtime
-from shared.platform.storage import Storage
+from shared.platform.storage import RIGHTS_QUEUE, Storage
 from shared.policy.loader import Policy, load_policy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +38,7 @@ def storage(azurite_server: azurite.Azurite) -> Storage:
     for table in storage.platform_tables.list_tables():
         storage.platform_tables.delete_table(table.name)
     storage.provision()
+    storage.queue(RIGHTS_QUEUE).clear_messages()  # work queued by an earlier test is not this test's
     return storage
 
 

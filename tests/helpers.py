@@ -127,3 +127,23 @@ def http_api(monkeypatch):
         return response.status_code, (json.loads(text) if text else None), response
 
     return call
+
+
+def rights_request(api: Any, caller: dict[str, str], kind: str, identifiers: list[dict], **extra: Any) -> dict:
+    """Submit a rights request through the HTTP function, as the data protection officer's tool would."""
+    status, body, response = api("POST", "requests", caller, {"type": kind, "identifiers": identifiers, **extra})
+    assert status == 201, body
+    assert response.headers["Location"] == f"/api/requests/{body['id']}"
+    return body
+
+
+def finished_request(api: Any, storage: Storage, caller: dict[str, str], request_id: str) -> dict:
+    """Poll a request; while it is in progress, run the queued work (the local queue trigger), then poll again."""
+    from devtools.queues import drain
+
+    status, body, _ = api("GET", f"requests/{request_id}", caller)
+    if status == 202:
+        drain(storage)
+        status, body, _ = api("GET", f"requests/{request_id}", caller)
+    assert status == 200, body
+    return body

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from devtools.queues import drain
 from shared.identity.source import SourceTokens, source_key, tokenise_file
 from shared.platform.storage import LINKAGE, RECEIPTS
 from tests.conftest import TEST_ROOT_KEY
@@ -24,10 +23,12 @@ from tests.helpers import (
     curated_rows,
     deliver_all,
     everything_stored,
+    finished_request,
     http_api,
     index_records,
     person_index,
     principal,
+    rights_request,
     upload,
 )
 
@@ -124,17 +125,12 @@ def persons(storage) -> list[list[str]]:
     return sorted(sorted(datasets) for datasets in grouped.values())
 
 
-def request(api, kind: str, identifiers: list[dict]) -> dict:
-    status, body, _ = api("POST", "requests", DPO, {"type": kind, "identifiers": identifiers})
-    assert status == 201, body
-    return body
+def request(api, kind: str, identifiers: list[dict], **extra) -> dict:
+    return rights_request(api, DPO, kind, identifiers, **extra)
 
 
 def finish(api, storage, request_id: str) -> dict:
-    drain(storage)
-    status, body, _ = api("GET", f"requests/{request_id}", DPO)
-    assert status == 200, body
-    return body
+    return finished_request(api, storage, DPO, request_id)
 
 
 def pack_rows(done: dict) -> dict[str, list[dict]]:

@@ -14,12 +14,21 @@ from pathlib import Path
 
 import pytest
 
-from devtools.queues import drain
 from shared.identity.register import SuppressionRegister
 from shared.platform.audit import AuditLog
 from shared.platform.storage import AUDIT, REGISTER
 from shared.rights.deadlines import due_date
-from tests.helpers import curated_rows, deliver_all, http_api, index_records, principal, receipts, upload
+from tests.helpers import (
+    curated_rows,
+    deliver_all,
+    finished_request,
+    http_api,
+    index_records,
+    principal,
+    receipts,
+    rights_request,
+    upload,
+)
 
 DPO = principal("dpo-object-id", "DataProtection.Officer")
 ADMIN = principal("admin-object-id", "Platform.Admin")
@@ -91,19 +100,11 @@ def ingest(storage, uploads=UPLOADS) -> None:
 
 
 def request(api, kind: str, identifiers: list[dict], **extra) -> dict:
-    status, body, response = api("POST", "requests", DPO, {"type": kind, "identifiers": identifiers, **extra})
-    assert status == 201, body
-    assert response.headers["Location"] == f"/api/requests/{body['id']}"
-    return body
+    return rights_request(api, DPO, kind, identifiers, **extra)
 
 
 def finish(api, storage, request_id: str) -> dict:
-    status, body, _ = api("GET", f"requests/{request_id}", DPO)
-    if status == 202:
-        drain(storage)
-        status, body, _ = api("GET", f"requests/{request_id}", DPO)
-    assert status == 200, body
-    return body
+    return finished_request(api, storage, DPO, request_id)
 
 
 def nhs(value: str = NHS) -> dict:

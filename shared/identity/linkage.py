@@ -26,8 +26,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -133,6 +136,9 @@ class _Profile:
     """First-name tokens: exact, formal forms and sound: any overlap means the names may be one."""
     born: set[str] = field(default_factory=set)
     """Date-of-birth tokens, swapped ones included."""
+    months: set[str] = field(default_factory=set)
+    """Birth-month tokens: two dates in one month are a keying error (twins share a day, siblings are months
+    apart), so only dates in different months mean two people."""
     entities: set[str] = field(default_factory=set)
     apart: set[str] = field(default_factory=set)
     """Entities a person decided this one is not (a rejected pair, a split)."""
@@ -142,6 +148,7 @@ class _Profile:
             self.ids[kind] |= values
         self.first |= other.first
         self.born |= other.born
+        self.months |= other.months
         self.entities |= other.entities
         self.apart |= other.apart
 
@@ -151,7 +158,7 @@ class _Profile:
             return APART
         if self.first and other.first and not self.first & other.first:
             return "first names differ"
-        if self.born and other.born and not self.born & other.born:
+        if self.born and other.born and not self.born & other.born and not self.months & other.months:
             return "dates of birth differ"
         for kind in sorted(self.ids.keys() & other.ids.keys()):
             if self.ids[kind] != other.ids[kind]:
@@ -217,7 +224,8 @@ def _exact(names: list[str], ids: list[list[str] | None]) -> _UnionFind:
 def _profiles(records: pa.Table, entities: _UnionFind) -> dict[str, _Profile]:
     profiles: dict[str, _Profile] = defaultdict(_Profile)
     columns = {name: records.column(name).to_pylist() for name in
-               ("record", "ids", "first_name", "first_sound", "first_forms", "date_of_birth", "dob_swapped")}
+               ("record", "ids", "first_name", "first_sound", "first_forms", "date_of_birth", "dob_swapped",
+                "birth_month")}
     for i, name in enumerate(columns["record"]):
         profile = profiles[entities.find(name)]
         profile.entities.add(entities.find(name))
@@ -228,6 +236,7 @@ def _profiles(records: pa.Table, entities: _UnionFind) -> dict[str, _Profile]:
             profile.first |= {columns["first_name"][i], columns["first_sound"][i], *(columns["first_forms"][i] or [])}
         if columns["date_of_birth"][i]:
             profile.born |= {columns["date_of_birth"][i]} | ({columns["dob_swapped"][i]} - {None})
+            profile.months.add(columns["birth_month"][i])
     return profiles
 
 
@@ -260,12 +269,26 @@ Scored = tuple[str, str, str, str, float, dict[str, str]]
 """Two records, their entities, the match probability and the agreement pattern."""
 
 
+NAMED = ("exact", "formal form", "sound")
+"""First-name levels that say the names may be one."""
+
+
 def _threshold(scored: list[Scored], persons: _UnionFind, profiles: dict[str, _Profile],
                upper: float) -> list[Candidate]:
-    ambiguous = _ambiguous([(a, eb) for a, _, _, eb, p, _ in scored if p >= upper]
-                           + [(b, ea) for _, b, ea, _, p, _ in scored if p >= upper], persons, profiles)
+    """Pairs with first names on both sides are judged first; then pairs without names (a trust's rows), with
+    ambiguity judged per person as linked so far. Ties are broken by record ids, so a run is repeatable."""
+    ordered = sorted(scored, key=lambda item: (-item[4], item[0], item[1]))
+    named = [item for item in ordered if item[5]["first_name"] != "missing"]
+    nameless = [item for item in ordered if item[5]["first_name"] == "missing"]
     pending: dict[tuple[str, str], tuple[Candidate, str, str]] = {}
-    for a, b, ea, eb, probability, pattern in sorted(scored, key=lambda item: -item[4]):
+    _decide(named, _ambiguous(named, persons, profiles, upper), persons, profiles, upper, pending)
+    _decide(nameless, _ambiguous_people(nameless, persons, profiles, upper), persons, profiles, upper, pending)
+    return [candidate for candidate, ea, eb in pending.values() if persons.find(ea) != persons.find(eb)]
+
+
+def _decide(scored: list[Scored], ambiguous: set[str], persons: _UnionFind, profiles: dict[str, _Profile],
+            upper: float, pending: dict[tuple[str, str], tuple[Candidate, str, str]]) -> None:
+    for a, b, ea, eb, probability, pattern in scored:
         ra, rb = persons.find(ea), persons.find(eb)
         if ra == rb:
             continue
@@ -279,21 +302,45 @@ def _threshold(scored: list[Scored], persons: _UnionFind, profiles: dict[str, _P
         reason = clash or ("scores high against two people" if probability >= upper else "the model is unsure")
         pending.setdefault(pair(ra, rb), (Candidate(*pair(a, b), round(probability, 6), pattern, kind, reason),
                                           ea, eb))
-    return [candidate for candidate, ea, eb in pending.values() if persons.find(ea) != persons.find(eb)]
 
 
-def _ambiguous(high: list[tuple[str, str]], persons: _UnionFind, profiles: dict[str, _Profile]) -> set[str]:
-    """Records that score high against two people (as decided so far) who cannot be one: they link to neither."""
-    partners: dict[str, set[str]] = defaultdict(set)
-    for record, other_entity in high:
-        partners[record].add(persons.find(other_entity))
+def _ambiguous(scored: list[Scored], persons: _UnionFind, profiles: dict[str, _Profile], upper: float) -> set[str]:
+    """Records that score high against two people who cannot be one: they link to neither. Only partners the
+    record could itself join count, where one of them agrees with it on the first name (a typo in one piece of a
+    child must not block the record from the child)."""
+    partners: dict[str, dict[str, dict[str, str]]] = defaultdict(dict)
+    own: dict[str, str] = {}
+    for a, b, ea, eb, probability, pattern in scored:
+        if probability >= upper:
+            for record, mine, other in ((a, ea, eb), (b, eb, ea)):
+                own[record] = persons.find(mine)
+                partners[record][persons.find(other)] = pattern
     ambiguous = set()
     for record, others in partners.items():
-        ordered = sorted(others)
-        if len(ordered) > 1 and any(profiles[x].clash(profiles[y]) for i, x in enumerate(ordered)
-                                    for y in ordered[i + 1:]):
+        candidates = sorted(others)
+        joinable = [other for other in candidates if profiles[own[record]].clash(profiles[other]) is None]
+        if any(others[other]["first_name"] in NAMED for other in joinable):
+            candidates = joinable
+        if _any_clash(candidates, profiles):
             ambiguous.add(record)
     return ambiguous
+
+
+def _ambiguous_people(scored: list[Scored], persons: _UnionFind, profiles: dict[str, _Profile],
+                      upper: float) -> set[str]:
+    """Records whose person, as linked so far, scores high against two people who cannot be one."""
+    partners: dict[str, set[str]] = defaultdict(set)
+    for _, _, ea, eb, probability, _ in scored:
+        if probability >= upper:
+            partners[persons.find(ea)].add(persons.find(eb))
+            partners[persons.find(eb)].add(persons.find(ea))
+    torn = {person for person, others in partners.items() if _any_clash(sorted(others), profiles)}
+    return {record for a, b, ea, eb, _, _ in scored for record, entity in ((a, ea), (b, eb))
+            if persons.find(entity) in torn}
+
+
+def _any_clash(people: list[str], profiles: dict[str, _Profile]) -> bool:
+    return any(profiles[x].clash(profiles[y]) for i, x in enumerate(people) for y in people[i + 1:])
 
 
 # Scoring ---------------------------------------------------------------------------------------------------
@@ -395,7 +442,12 @@ def _predict(people: pa.Table, lower: float) -> list[dict[str, Any]]:
     settings = SettingsCreator(link_type="dedupe_only", comparisons=_comparisons(),
                                blocking_rules_to_generate_predictions=blocking,
                                retain_matching_columns=True, retain_intermediate_calculation_columns=False)
-    database = DuckDBAPI()
+    import duckdb
+
+    # DuckDB takes 80% of the machine by default; a linkage run shares it with the Functions host, so it spills.
+    spill = Path(tempfile.gettempdir()) / "fdp-linkage"
+    database = DuckDBAPI(duckdb.connect(config={"memory_limit": os.environ.get("FDP_LINKAGE_MEMORY", "2GB"),
+                                                 "temp_directory": str(spill)}))
     linker = Linker(database.register(people), settings, log_level=None)
     _train(linker, people.num_rows)
     predictions = linker.inference.predict(threshold_match_probability=lower)

@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -56,6 +57,8 @@ from shared.rights.requests import (
     RequestRegister,
     RightsRequest,
 )
+
+log = logging.getLogger("fdp.rights")
 
 ERASES = {
     "erasure": ("consent", "legitimate_interest", "public_task"),
@@ -177,7 +180,11 @@ class RightsService:
     # The work (queue-triggered: it may take a while for a person with a lot of data) ---------------------
 
     def work(self, request_id: str) -> None:
-        request = self.requests.get(request_id)
+        try:
+            request = self.requests.get(request_id)
+        except Problem:
+            log.warning("rights work: no request with the id queued; the message is dropped")
+            return
         if request.status != IN_PROGRESS:
             return  # a redelivered message: the work is done
         try:
