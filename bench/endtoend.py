@@ -161,9 +161,10 @@ def report(uploads: list[dict[str, Any]], growth: list[dict[str, Any]]) -> list[
                   f"{last['uploads'] / first['uploads']:.0f} times: adding an upload takes "
                   f"{last['update_s'] / first['update_s']:.2f} times as long, a lookup "
                   f"{last['lookup_ms'] / first['lookup_ms']:.2f} times, and a rebuild "
-                  f"{last['relink_s'] / first['relink_s']:.1f} times. A lookup reads one 256th of the index per "
-                  "identifier and per person (its bucket), so it grows with the store divided by 256; the rebuild "
-                  "reads every record and runs when an upload or decision is newer than the index.", ""]
+                  f"{last['relink_s'] / first['relink_s']:.1f} times. A lookup reads one bucket of the index per "
+                  "identifier and per person (a 16th of it, a 256th from 200,000 records), so it grows with the "
+                  "store divided by 16 or 256; the rebuild reads every record and runs when an upload or decision "
+                  "is newer than the index.", ""]
     return lines
 
 
