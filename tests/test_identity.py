@@ -278,3 +278,46 @@ def test_match_keys_agree_on_what_services_write_differently():
     ann, ben = (keys.tokens(Identity(name, "okafor", date(2022, 1, 1)))["first_forms"] for name in ("ann", "ben"))
     assert not set(ann) & set(ben)
     assert keys.keys(Identity("ann", "okafor", None)) == {}, "no strong key without a date of birth"
+
+
+ROTATED_KEY = bytes(range(100, 132))
+
+
+def rotate(monkeypatch, keep_previous: bool) -> None:
+    """The root key is rotated: a new version becomes current; the earlier one is still read, or no longer."""
+    from shared import runtime
+
+    monkeypatch.setenv("FDP_LOCAL_ROOT_KEY", base64.b64encode(ROTATED_KEY).decode())
+    if keep_previous:
+        monkeypatch.setenv("FDP_LOCAL_PREVIOUS_ROOT_KEYS", base64.b64encode(TEST_ROOT_KEY).decode())
+    runtime.reset()
+
+
+def test_a_request_after_a_key_rotation_finds_what_was_stored_before_it(api, storage, tmp_path, monkeypatch):
+    upload(storage, "charity", "sessions/march.csv", CHARITY.encode())
+    deliver_all(storage)
+    rotate(monkeypatch, keep_previous=True)
+    upload(storage, "charity", "sessions/april.csv", CHARITY.replace("baby_steps", "family_nurse").encode())
+    deliver_all(storage)
+
+    ann = finish(api, storage, request(api, "access", [{"type": "nhs_number", "value": ANN}])["id"])
+    assert sorted(row["service"] for row in pack_rows(ann)["charity-sessions.json"]) == ["baby_steps",
+                                                                                          "family_nurse"]
+    assert ann["identifiers"] == ["the NHS number given"]
+
+    erased = finish(api, storage, request(api, "erasure", [{"type": "nhs_number", "value": ANN}])["id"])
+    assert erased["result"]["erased"] == {"sessions": 2}, "both sides of the rotation, one person"
+    upload(storage, "charity", "sessions/may.csv", CHARITY.encode())
+    deliver_all(storage)
+    may = json.loads(storage.platform_blob(RECEIPTS, _receipt_for(storage, "sessions/may.csv")).download_blob()
+                     .readall())
+    assert may["rows"]["suppressed"] == 1, "an erasure holds across the rotation"
+
+
+def test_without_the_earlier_key_a_request_after_rotation_finds_nothing_before_it(api, storage, monkeypatch):
+    """Why the earlier version must stay readable until its data is gone: the check above can fail."""
+    upload(storage, "charity", "sessions/march.csv", CHARITY.encode())
+    deliver_all(storage)
+    rotate(monkeypatch, keep_previous=False)
+    done = finish(api, storage, request(api, "access", [{"type": "nhs_number", "value": ANN}])["id"])
+    assert done["result"]["rows"] == 0

@@ -47,11 +47,15 @@ class RowRecord:
 class RecordMaker:
     """Builds each row's record under the root key: one per upload."""
 
-    def __init__(self, root_key: bytes, pseudonymiser: Pseudonymiser, partner: str) -> None:
+    def __init__(self, root_key: bytes, pseudonymiser: Pseudonymiser, partner: str,
+                 previous_keys: Sequence[bytes] = ()) -> None:
         self.partner = partner
         self.pseudonymiser = pseudonymiser
         self.sources = SourceTokens.from_root_key(root_key)
         self.match_keys = MatchKeys(root_key)
+        self.previous = [RecordMaker(key, Pseudonymiser(key), partner) for key in previous_keys]
+        """After a rotation, each earlier key's maker: a row also carries its identifiers' pseudonyms under them, so
+        it meets rows stored before the rotation and the register's earlier entries still drop it."""
 
     def kind(self, id_type: str) -> str:
         return scoped_type(id_type, self.partner)
@@ -60,6 +64,13 @@ class RecordMaker:
         """The platform pseudonym of a raw NHS number's source token: what a trust's token is re-keyed to."""
         return self.pseudonymiser.pseudonym(TOKEN_TYPE, self.sources.token(nhs_number))
 
+    def person_ids(self, id_type: str, value: str, pseudonym: str) -> list[str]:
+        """`<kind>=<pseudonym>` of one person identifier, and of its source token where it is an NHS number."""
+        ids = [f"{self.kind(id_type)}{KIND_SEPARATOR}{pseudonym}"]
+        if id_type == "nhs_number":
+            ids.append(f"{TOKEN_TYPE}{KIND_SEPARATOR}{self.token_pseudonym(value)}")
+        return ids
+
     def record(self, identifiers: Iterable[tuple[str, bool, str, str]], match: Mapping[str, object]) -> RowRecord:
         """identifiers: (id_type, names a person, normalised value, pseudonym); match: the contract's match values."""
         record = RowRecord()
@@ -67,9 +78,10 @@ class RecordMaker:
             if not person:
                 record.groups.append(pseudonym)
                 continue
-            record.ids.append(f"{self.kind(id_type)}{KIND_SEPARATOR}{pseudonym}")
-            if id_type == "nhs_number":
-                record.ids.append(f"{TOKEN_TYPE}{KIND_SEPARATOR}{self.token_pseudonym(value)}")
+            record.ids += self.person_ids(id_type, value, pseudonym)
+            for earlier in self.previous:
+                scoped = self.kind(id_type)
+                record.ids += earlier.person_ids(id_type, value, earlier.pseudonymiser.pseudonym(scoped, value))
         if match:
             identity = identity_from(match)
             if not identity.empty:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -256,7 +256,8 @@ class IngestPipeline:
         raw = self.storage.raw_blob(upload.event.container, upload.event.blob)
         chunks = raw.download_blob(etag=upload.etag, match_condition=MatchConditions.IfNotModified).chunks()
         with spool(chunks, limits.max_file_bytes) as spooled:
-            return transform(spooled, self.policy, upload, ingest_id, key, self.register.snapshot(), writer)
+            return transform(spooled, self.policy, upload, ingest_id, key, self.register.snapshot(), writer,
+                             previous_keys=[earlier.material for earlier in self.keys.previous_keys()])
 
     def _publish(self, upload: Upload, ingest_id: str, local_files: dict[str, Path],
                  earlier: LedgerEntry | None, current: LedgerEntry) -> LedgerEntry:
@@ -337,7 +338,8 @@ class IngestPipeline:
         self._checkpoint("deleted")
 
 def transform(spooled: IO[bytes], policy: Policy, upload: Upload, ingest_id: str, key: RootKey,
-              register: SuppressionSnapshot, writer: curated.CuratedWriter) -> dict[str, Path]:
+              register: SuppressionSnapshot, writer: curated.CuratedWriter, *,
+              previous_keys: Sequence[bytes] = ()) -> dict[str, Path]:
     """The pipeline's core, with no storage in it: read, check, pseudonymise, generalise, write local Parquet.
     Returns purge month -> local file; counts and row problems accumulate on `upload`.
 
@@ -349,11 +351,12 @@ def transform(spooled: IO[bytes], policy: Policy, upload: Upload, ingest_id: str
     header, rows, profile = read_table(spooled, limits.max_line_chars)
     bound = BoundContract(dataset.contract, header)
     pseudonymiser = Pseudonymiser(key.material)
-    records = RecordMaker(key.material, pseudonymiser, upload.partner_id)
+    records = RecordMaker(key.material, pseudonymiser, upload.partner_id, previous_keys)
     handler = _RowHandler(policy, dataset, upload, ingest_id, records, register)
     upload.reader = "rows"
-    # Names become match keys one row at a time, so files that send them take the row path.
-    if columnar.can_read(profile, limits.max_line_chars) and not dataset.contract.matches:
+    # Names become match keys one row at a time, and while an earlier root key is still read after a rotation each
+    # identifier is pseudonymised under it too: such files take the row path.
+    if columnar.can_read(profile, limits.max_line_chars) and not dataset.contract.matches and not records.previous:
         rows.close()  # the row reader lets go of the file before Arrow reads it
         spooled.seek(0)
         try:

@@ -34,6 +34,10 @@ class Settings:
     """Key Vault key (EC P-256, sign and verify only, not exportable) that signs audit checkpoints."""
     local_audit_key_file: str | None = None
     """Local development only: a PEM file with an EC P-256 private key that signs checkpoints; refused in Azure."""
+    previous_root_key_versions: tuple[str, ...] = ()
+    """After a rotation: versions of the root key secret still read, so data pseudonymised under them is found."""
+    local_previous_root_keys: tuple[str, ...] = ()
+    """Local development only: earlier root keys (base64), as FDP_PREVIOUS_ROOT_KEY_VERSIONS names them in Azure."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -53,4 +57,10 @@ class Settings:
             ingest_key_secret=env.get("FDP_INGEST_KEY_SECRET") or "ingest-account-key",
             audit_key_name=env.get("FDP_AUDIT_KEY_NAME") or "audit-checkpoint",
             local_audit_key_file=env.get("FDP_LOCAL_AUDIT_KEY_FILE") or None,
+            previous_root_key_versions=_listed(env.get("FDP_PREVIOUS_ROOT_KEY_VERSIONS")),
+            local_previous_root_keys=_listed(env.get("FDP_LOCAL_PREVIOUS_ROOT_KEYS")),
         )
+
+
+def _listed(value: str | None) -> tuple[str, ...]:
+    return tuple(item.strip() for item in (value or "").split(",") if item.strip())

@@ -52,6 +52,11 @@ class RightsRequest:
     def pseudonyms(self) -> list[str]:
         return [item["pseudonym"] for item in self.given]
 
+    @property
+    def labels(self) -> list[str]:
+        """What the person gave, once each (a name gives several keys; a rotation, one set per key version)."""
+        return list(dict.fromkeys(item["label"] for item in self.given))
+
     def note(self, at: datetime, who: str, what: str) -> None:
         self.history.append({"at": at.isoformat(timespec="seconds"), "by": who, "what": what})
 
@@ -59,7 +64,7 @@ class RightsRequest:
         """What the API shows: no pseudonyms."""
         view = {"id": self.id, "type": self.type, "status": self.status, "received": self.received.isoformat(),
                 "due": self.due.isoformat(), "extended": self.extended, "extension_reason": self.extension_reason,
-                "outcome": self.outcome, "reasons": self.reasons, "identifiers": [g["label"] for g in self.given],
+                "outcome": self.outcome, "reasons": self.reasons, "identifiers": self.labels,
                 "result": self.result, "history": self.history}
         if self.status in OPEN:
             view["days_left"] = (self.due - today).days

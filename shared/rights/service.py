@@ -215,8 +215,12 @@ class RightsService:
     # Finding the person -----------------------------------------------------------------------------------
 
     def _given(self, identifiers: object) -> list[dict[str, str]]:
-        root = self.keys.root_key().material
-        return given_identifiers(identifiers, self.policy, Pseudonymiser(root), MatchKeys(root))
+        """Under the root key and every earlier version still read after a rotation: data stored before the
+        rotation is found by a request made after it."""
+        given: list[dict[str, str]] = []
+        for key in (self.keys.root_key(), *self.keys.previous_keys()):
+            given += given_identifiers(identifiers, self.policy, Pseudonymiser(key.material), MatchKeys(key.material))
+        return given
 
     def _corrections(self, corrections: object) -> list[dict[str, Any]]:
         if not isinstance(corrections, list) or not corrections:
@@ -321,7 +325,7 @@ class RightsService:
             table, mask, _ = found
             rows = access.readable_rows(table.filter(mask).to_pylist(), labels, person.pseudonyms)
             held.setdefault((entry["partner"], entry["dataset"]), []).extend(rows)
-        pack = access.build_pack(self.policy, held, [item["label"] for item in request.given])
+        pack = access.build_pack(self.policy, held, request.labels)
         name = f"access/{request.id}.zip"
         expires = (self.clock() + timedelta(days=PACK_DAYS)).isoformat(timespec="seconds")
         self.storage.platform_blob(EXPORTS, name).upload_blob(pack, overwrite=True, metadata={"expires": expires})
@@ -433,7 +437,7 @@ class RightsService:
 
     def _audit(self, action: str, request: RightsRequest, actor: str, **details: Any) -> None:
         self.audit.append(action, {"request": request.id, "type": request.type, "status": request.status,
-                                   "due": request.due.isoformat(), "identifiers": len(request.given), **details},
+                                   "due": request.due.isoformat(), "identifiers": len(request.labels), **details},
                           actor=actor)
 
 
