@@ -81,6 +81,7 @@ class PersonIndex:
             constant = {"ingest_id": ingest_id, "partner": partner, "dataset": dataset, "file": file}
             columns = {name: pa.array([value] * rows, pa.string()) for name, value in constant.items()}
             columns |= {name: local.column(name) for name in local.column_names}
+            columns |= {f.name: pa.nulls(rows, f.type) for f in LOCAL_FIELDS if f.name not in columns}  # no tokens
             columns["record"] = pc.binary_join_element_wise(columns["ingest_id"], pc.cast(local.column("row"),
                                                                                           pa.string()), ":")
             tables.append(pa.table({f.name: pc.cast(columns[f.name], f.type) for f in RECORD_SCHEMA},

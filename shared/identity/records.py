@@ -35,10 +35,13 @@ class RowRecord:
         """What the suppression register is checked against: person pseudonyms and strong match keys."""
         return [value.split(KIND_SEPARATOR, 1)[1] for value in self.ids] + self.strong_keys
 
-    def columns(self, prefix: str) -> dict[str, object]:
-        """The record's linkage columns as the curated writer carries them."""
+    def columns(self, prefix: str, tokens: bool = True) -> dict[str, object]:
+        """The record's linkage columns as the curated writer carries them (the tokens only where the contract
+        sends anything to match on)."""
         out: dict[str, object] = {f"{prefix}ids": self.ids, f"{prefix}groups": self.groups,
                                   f"{prefix}strong_keys": self.strong_keys}
+        if not tokens:
+            return out
         out.update({f"{prefix}{name}": self.tokens.get(name) for name in TOKEN_COLUMNS})
         out.update({f"{prefix}{name}": self.tokens.get(name) or [] for name in LIST_COLUMNS})
         return out

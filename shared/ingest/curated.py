@@ -32,6 +32,12 @@ ROW = "_row"
 LINKAGE = "_lk_"
 """Prefix of the linkage columns a row carries through the writer; they never reach a curated file."""
 LINKAGE_FIELDS = [pa.field(LINKAGE + field.name, field.type) for field in LOCAL_FIELDS if field.name != "row"]
+IDENTIFIER_FIELDS = [f for f in LINKAGE_FIELDS if f.name.removeprefix(LINKAGE) in ("ids", "groups", "strong_keys")]
+
+
+def linkage_fields(contract: Contract) -> list[pa.Field]:
+    """A contract with nothing to match on carries only the identifier lists, not a dozen empty token columns."""
+    return LINKAGE_FIELDS if contract.matches else IDENTIFIER_FIELDS
 _ATTRIBUTE_TYPES = {"string": pa.string(), "integer": pa.int64(), "number": pa.float64(), "date": pa.date32(),
                     "boolean": pa.bool_()}
 
@@ -60,7 +66,7 @@ def schema_for(contract: Contract) -> pa.Schema:
 
 def writer_schema(contract: Contract) -> pa.Schema:
     """The curated schema and the linkage columns, as rows travel through the writer."""
-    return pa.schema([*schema_for(contract), *LINKAGE_FIELDS])
+    return pa.schema([*schema_for(contract), *linkage_fields(contract)])
 
 
 def attribute_type(type_name: str | None) -> pa.DataType:
@@ -77,8 +83,9 @@ class CuratedWriter:
     def __init__(self, contract: Contract, metadata: dict[str, str], batch_rows: int = 20_000) -> None:
         self.schema = schema_for(contract).with_metadata(metadata)
         self.full_schema = writer_schema(contract)
+        self._linkage_fields = linkage_fields(contract)
         self._linkage_schema = pa.schema([pa.field("row", pa.int32()),
-                                          *(f.with_name(f.name.removeprefix(LINKAGE)) for f in LINKAGE_FIELDS)])
+                                          *(f.with_name(f.name.removeprefix(LINKAGE)) for f in self._linkage_fields)])
         self._batch_rows = batch_rows
         self._dir = tempfile.TemporaryDirectory(prefix="fdp-curated-")
         self._names = self.full_schema.names
@@ -130,7 +137,7 @@ class CuratedWriter:
         tables = [*self._tables.pop(purge_month, []), pa.Table.from_arrays(arrays, schema=self.full_schema)]
         rows = pa.concat_tables(tables)
         self._writers[purge_month].write_table(rows.select(self.schema.names).cast(self.schema))
-        linkage = rows.select([ROW, *(f.name for f in LINKAGE_FIELDS)])
+        linkage = rows.select([ROW, *(f.name for f in self._linkage_fields)])
         self._linkage_writers[purge_month].write_table(linkage.rename_columns(self._linkage_schema.names))
         for values in buffer.values():
             values.clear()

@@ -434,7 +434,7 @@ class _RowHandler:
         month = self.purge_month(checked.dates.get(self.dataset.retention.column or ""))
         record = {**checked.values, **pseudonyms, curated.SUBJECT_ID: next(iter(pseudonyms.values())),
                   curated.INGEST_ID: self.ingest_id, curated.PURGE_MONTH: month, curated.ROW: checked.row,
-                  **linkage.columns(curated.LINKAGE)}
+                  **linkage.columns(curated.LINKAGE, tokens=self.dataset.contract.matches)}
         writer.add(month, record)
         counts.stored += 1
 
