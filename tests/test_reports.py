@@ -174,3 +174,16 @@ def test_an_extract_is_destroyed_by_the_retention_run_after_its_expiry(families,
                               clock=lambda: datetime(2030, 1, 2, tzinfo=UTC)).run(day)
     assert record["summary"]["exports_destroyed"] == 1
     assert list(storage.platform_container(EXPORTS).list_blobs()) == []
+
+
+def test_k_counts_people_not_rows():
+    """One person sent in six monthly files, with a postcode nobody else has, is one person: not published alone."""
+    from shared.publishing.extracts import RECIPIENT_ID, k_anonymise
+
+    alone = [{RECIPIENT_ID: "only-one", "postcode_district": "ZZ9", "score": month} for month in range(6)]
+    others = [{RECIPIENT_ID: f"p{n}", "postcode_district": "SW9", "score": n} for n in range(5)]
+    kept, _, _ = k_anonymise(alone + others, ("postcode_district",), k=5)
+    groups: dict = {}
+    for row in kept:
+        groups.setdefault(row["postcode_district"], set()).add(row[RECIPIENT_ID])
+    assert all(len(people) >= 5 for people in groups.values()), "every published combination holds 5 people"

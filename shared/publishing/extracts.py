@@ -1,17 +1,17 @@
 """Pseudonymised research extracts, as agreed in the policy: one recipient, the agreed columns only, k-anonymous.
 
-Each recipient gets its own pseudonyms, under the domain key `extract:<recipient>` (the brief's formula, with
-the person's canonical platform pseudonym as the value), so no two recipients, and no recipient and the platform,
-can join their data. Quasi-identifiers are generalised one step at a time (the one with the most distinct values
-first) until every combination is shared by at least k people or nothing more can be generalised, and the rows
-still in smaller groups are then suppressed. The extract goes to exports/ with a short-lived read link and an
-expiry; the retention run destroys it then and records the destruction.
+Each recipient gets its own pseudonyms, under the domain key `extract:<recipient>` (the brief's formula, with the
+person's key in the platform's index as the value), so no two recipients, and no recipient and the platform, can
+join their data. Quasi-identifiers are generalised one step at a time (the one with the most distinct values
+first) until every combination is shared by at least k people (distinct people, not rows) or nothing more can be
+generalised, and the rows still in smaller groups are then suppressed. The extract goes to exports/ with a short-
+lived read link and an expiry; the retention run destroys it then and records the destruction.
 """
 
 from __future__ import annotations
 
 import re
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -54,16 +54,25 @@ def generalise(column: str, value: Any, level: int) -> Any:
 MAX_LEVEL = 4
 
 
-def k_anonymise(rows: list[dict[str, Any]], quasi: tuple[str, ...], k: int) -> tuple[list[dict[str, Any]],
-                                                                                       dict[str, int], int]:
-    """Generalise, then suppress: returns the rows, the level of each quasi-identifier, rows suppressed."""
+def k_anonymise(rows: list[dict[str, Any]], quasi: tuple[str, ...], k: int,
+                person: str = RECIPIENT_ID) -> tuple[list[dict[str, Any]], dict[str, int], int]:
+    """Generalise, then suppress: returns the rows, the level of each quasi-identifier, rows suppressed.
+
+    k counts distinct people (`person`), never rows: one person sent in six monthly files is one person, and a
+    combination only they have is generalised or suppressed, not published because it has six rows."""
     levels = dict.fromkeys(quasi, 0)
 
     def view(row: dict[str, Any]) -> tuple:
         return tuple(generalise(q, row.get(q), levels[q]) for q in quasi)
 
+    def people_per_class() -> dict[tuple, int]:
+        people: dict[tuple, set[Any]] = defaultdict(set)
+        for index, row in enumerate(rows):
+            people[view(row)].add(row.get(person, index))
+        return {combination: len(members) for combination, members in people.items()}
+
     while True:
-        classes = Counter(view(row) for row in rows)
+        classes = people_per_class()
         if all(size >= k for size in classes.values()) or not quasi:
             break
         movable = [q for q in quasi if levels[q] < MAX_LEVEL]
@@ -71,7 +80,7 @@ def k_anonymise(rows: list[dict[str, Any]], quasi: tuple[str, ...], k: int) -> t
             break
         widest = max(movable, key=lambda q: (len({generalise(q, r.get(q), levels[q]) for r in rows}), q))
         levels[widest] += 1
-    classes = Counter(view(row) for row in rows)
+    classes = people_per_class()
     kept = [{**row, **dict(zip(quasi, view(row), strict=True))} for row in rows if classes[view(row)] >= k]
     return kept, levels, len(rows) - len(kept)
 
