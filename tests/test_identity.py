@@ -146,6 +146,10 @@ def test_siblings_with_one_family_reference_stay_two_people(api, storage, tmp_pa
     held = pack_rows(ann)
     assert [row["service"] for row in held["charity-sessions.json"]] == ["baby_steps"], "Ben's session is not Ann's"
     assert [row["score"] for row in held["nursery-assessments.json"]] == [45]
+    with urllib.request.urlopen(ann["result"]["link"]) as response:  # noqa: S310 - a local Azurite link
+        summary = json.loads(zipfile.ZipFile(io.BytesIO(response.read())).read("summary.json"))
+    months = {m for dataset in summary["datasets"] for m in dataset["kept_until_end_of"]}
+    assert months and all(len(m) == 7 and m[4] == "-" for m in months), "each purge month, never None"
 
     erased = finish(api, storage, request(api, "erasure", [{"type": "nhs_number", "value": ANN}])["id"])
     assert erased["result"]["erased"] == {"sessions": 1, "assessments": 1, "visits": 1}

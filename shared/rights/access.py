@@ -61,7 +61,8 @@ def summary(policy: Policy, held: dict[tuple[str, str], list[dict[str, Any]]]) -
             "categories_of_data": stored,
             "rows_held": len(rows),
             "retention": _retention_text(dataset),
-            "kept_until_end_of": sorted({str(r.get(PURGE_MONTH)) for r in rows}),
+            "kept_until_end_of": sorted({str(month) for r in rows
+                                         if (month := r.get("kept_until_end_of", r.get(PURGE_MONTH)))}),
             "recipients": _recipients(policy, name),
             "your_rights": RIGHTS_BY_BASIS[dataset.basis],
         })
