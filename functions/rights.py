@@ -43,9 +43,7 @@ def get(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="requests", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def list_open(req: func.HttpRequest) -> func.HttpResponse:
     def work(caller):
-        if req.params.get("status", "open") != "open":
-            return 400, {"detail": "only status=open is supported", "field": "status"}
-        return 200, {"requests": rights_service().open_requests()}
+        return 200, {"requests": rights_service().listed(req.params.get("status", "open"))}
     return admin_call(req, DATA_PROTECTION_OFFICER, "rights.request.list", work)
 
 

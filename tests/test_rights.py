@@ -242,3 +242,15 @@ def test_wrong_role_and_malformed_identifiers_are_refused_without_echo(api, stor
     status, problem, _ = api("POST", "requests", DPO, {"type": "access", "identifiers": [
         {"type": "partner_ref", "value": "X"}]})
     assert status == 400 and problem["field"] == "identifiers[0].partner"
+
+
+def test_requests_are_listed_by_status_and_a_wrong_status_is_a_problem(api, storage):
+    ingest(storage)
+    done = finish(api, storage, request(api, "access", [nhs()])["id"])
+    waiting = request(api, "access", [nhs(OTHER_NHS)])
+    assert [r["id"] for r in api("GET", "requests?status=completed", DPO)[1]["requests"]] == [done["id"]]
+    assert [r["id"] for r in api("GET", "requests?status=open", DPO)[1]["requests"]] == [waiting["id"]]
+    assert len(api("GET", "requests?status=all", DPO)[1]["requests"]) == 2
+    status, problem, response = api("GET", "requests?status=closed", DPO)
+    assert status == 400 and response.mimetype == "application/problem+json"
+    assert problem["field"] == "status" and problem["rule"] == "requests.status"

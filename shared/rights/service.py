@@ -167,8 +167,15 @@ class RightsService:
         return request
 
     def open_requests(self) -> list[dict[str, Any]]:
+        return self.listed("open")
+
+    def listed(self, status: str) -> list[dict[str, Any]]:
+        """Requests by status (`open`: not yet completed, the soonest due first; `completed`; `all`)."""
+        statuses = {"open": OPEN, "completed": (COMPLETED,), "all": (*OPEN, COMPLETED)}.get(status)
+        if statuses is None:
+            raise _bad("status", "requests.status", "status must be open, completed or all")
         today = self.clock().date()
-        return [request.public(today) for request in self.requests.with_status(OPEN)]
+        return [request.public(today) for request in self.requests.with_status(statuses)]
 
     def view(self, request_id: str) -> dict[str, Any]:
         return self.show(self.requests.get(request_id))
