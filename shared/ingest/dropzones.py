@@ -119,7 +119,9 @@ class DropZones:
 
     def _upload(self, partner: Partner, entry: LedgerEntry) -> dict[str, Any]:
         fields = entry.fields
-        return {"ingest_id": entry.ingest_id, "status": entry.status, "file": self._shown(partner, fields),
+        # The receipt's word (accepted_with_errors, say) where there is one: the list and the receipt say the same.
+        status = fields.get("receipt_status") or entry.status if entry.status in FINAL else entry.status
+        return {"ingest_id": entry.ingest_id, "status": status, "file": self._shown(partner, fields),
                 "size_bytes": fields.get("size"), "dataset": fields.get("dataset"),
                 "received_at": fields.get("received_at"), "rows": fields.get("counts"),
                 "receipt": self._receipt(partner, entry.ingest_id) if entry.status in FINAL else None}
