@@ -26,7 +26,8 @@ def issue_link(req: func.HttpRequest) -> func.HttpResponse:
             raise Problem(400, "Bad Request", "expiry_days must be a number of days.", field="expiry_days",
                           rule="link.expiry")
         link = drop_zones().issue_link(req.route_params["partner"], days=days, ip=body.get("ip"))
-        return 201, {"url": link.url, "expires": link.expires.isoformat(),
+        api_base = req.url.split("/partners/", 1)[0]  # https://<app>/api
+        return 201, {"url": link.url, "upload_page": link.page(api_base), "expires": link.expires.isoformat(),
                      "note": "Shown once: the platform keeps no copy. Send it to the partner securely."}
     return admin_call(req, PLATFORM_ADMIN, "partner.link.issue", work)
 

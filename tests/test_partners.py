@@ -7,6 +7,7 @@ Azurite is patched at install to apply that documented rule (devtools/azurite-cr
 from __future__ import annotations
 
 import json
+from urllib.parse import parse_qs
 
 import pytest
 from azure.core.exceptions import HttpResponseError
@@ -36,6 +37,9 @@ def onboard_and_link(api, partner: str = PARTNER, **body) -> str:
     assert api("PUT", f"partners/{partner}", ADMIN)[0] == 200
     status, link, _ = api("POST", f"partners/{partner}/links", ADMIN, body or None)
     assert status == 201
+    page, fragment = link["upload_page"].split("#", 1)
+    assert page == "http://localhost/api/upload" and parse_qs(fragment)["link"] == [link["url"]], \
+        "the admin sends the partner the page with the link in it, not a raw storage URL"
     return link["url"]
 
 

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import AccessPolicy, ContainerClient, generate_container_sas
@@ -48,6 +48,11 @@ MAX_LISTED_UPLOADS = 100
 class UploadLink:
     url: str
     expires: datetime
+
+    def page(self, api_base: str) -> str:
+        """The upload page with this link in its fragment (`/api/upload#link=...`): the page reads it and takes
+        it out of the address bar, and a fragment never reaches a server log."""
+        return f"{api_base.rstrip('/')}/upload#{urlencode({'link': self.url})}"
 
 
 class DropZones:
