@@ -3,7 +3,8 @@
 It serves the app's HTTP functions under /api/ exactly as indexed from `function_app.app` (routes, methods),
 turning each request into a real `func.HttpRequest` and writing back the `func.HttpResponse`. Function keys are
 not checked (Core Tools does not check them locally either); roles are, through the same code as in Azure. With
-`--watch`, it also plays Event Grid: every new blob in a drop zone is delivered to the ingest function.
+`--watch`, it also plays Event Grid (every new blob in a drop zone is delivered to the ingest function) and the
+queue trigger (queued rights work is carried out), so a rights request completes without another command.
 
     python -m devtools.localhost --port 7071 --watch
 """
@@ -101,10 +102,14 @@ def main() -> None:
     try:
         if args.watch:
             from devtools.eventgrid import watch
+            from devtools.queues import work
             from shared.platform.settings import Settings
             from shared.platform.storage import Storage
 
-            watch(Storage.from_settings(Settings.from_env()), threading.Event())
+            storage = Storage.from_settings(Settings.from_env())
+            stop = threading.Event()
+            threading.Thread(target=work, args=(storage, stop), daemon=True).start()  # rights work, as queued
+            watch(storage, stop)
         else:
             threading.Event().wait()
     except KeyboardInterrupt:

@@ -1,9 +1,13 @@
 """Local stand-in for the Functions host's queue trigger: hands each waiting message to its function.
 
     python -m devtools.queues   # process the rights-request work queue once
+    (`python -m devtools.localhost --watch` keeps doing it, as the host would)
 """
 
 from __future__ import annotations
+
+import logging
+import threading
 
 import azure.functions as func
 
@@ -25,6 +29,16 @@ def drain(storage: Storage, queue: str = RIGHTS_QUEUE) -> int:
             client.delete_message(message)
             handled += 1
     return handled
+
+
+def work(storage: Storage, stop: threading.Event, interval: float = 1.0) -> None:
+    """Keep draining the queue until `stop` is set: the queue trigger's part, for the local host."""
+    while not stop.is_set():
+        try:
+            drain(storage)
+        except Exception:  # the host would retry the message: so do we, on the next pass
+            logging.exception("queued work failed; retrying")
+        stop.wait(interval)
 
 
 if __name__ == "__main__":

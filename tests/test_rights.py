@@ -254,3 +254,28 @@ def test_requests_are_listed_by_status_and_a_wrong_status_is_a_problem(api, stor
     status, problem, response = api("GET", "requests?status=closed", DPO)
     assert status == 400 and response.mimetype == "application/problem+json"
     assert problem["field"] == "status" and problem["rule"] == "requests.status"
+
+
+def test_the_local_queue_worker_completes_requests_without_another_command(api, storage):
+    """`python -m devtools.localhost --watch` runs devtools.queues.work beside the HTTP host (issue 16: requests
+    stayed 202 until someone drained the queue by hand)."""
+    import threading
+    import time
+
+    from devtools.queues import work
+
+    ingest(storage)
+    created = request(api, "access", [nhs()])
+    stop = threading.Event()
+    worker = threading.Thread(target=work, args=(storage, stop, 0.1), daemon=True)
+    worker.start()
+    try:
+        for _ in range(100):
+            status, body, _ = api("GET", f"requests/{created['id']}", DPO)
+            if status == 200:
+                break
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        worker.join(5)
+    assert status == 200 and body["status"] == "completed"
