@@ -22,7 +22,7 @@ import hashlib
 import io
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -92,46 +92,41 @@ class PersonIndex:
 
     def forget_records(self, records: set[str]) -> int:
         """Erasure: take these records out of their upload's record file (conditional on its ETag)."""
-        removed = 0
-        for ingest_id in sorted({record.split(":", 1)[0] for record in records}):
-            removed += self._rewrite_records(f"{RECORDS}{ingest_id}.parquet", records)
-        return removed
+        wanted = pa.array(sorted(records), pa.string())
 
-    def _rewrite_records(self, name: str, records: set[str]) -> int:
-        for _ in range(5):
-            found = self._download(name)
-            if found is None:
-                return 0
-            table, etag = found
-            gone = pc.is_in(table.column("record"), pa.array(sorted(records), pa.string()))
-            count = int(pc.sum(gone).as_py() or 0)
-            blob = self.container.get_blob_client(name)
-            try:
-                if count == table.num_rows:
-                    blob.delete_blob(etag=etag, match_condition=MatchConditions.IfNotModified)
-                elif count:
-                    blob.upload_blob(_parquet(table.filter(pc.invert(gone))), overwrite=True, etag=etag,
-                                     match_condition=MatchConditions.IfNotModified)
-                return count
-            except ResourceModifiedError:
-                continue
-        raise RuntimeError("a record file kept changing while it was being rewritten")
+        def without(table: pa.Table) -> tuple[pa.Table, int]:
+            gone = pc.is_in(table.column("record"), wanted)
+            return table.filter(pc.invert(gone)), int(pc.sum(gone).as_py() or 0)
+
+        return sum(self._rewrite(ingest_id, without) for ingest_id in sorted({r.split(":", 1)[0] for r in records}))
 
     def relocate_records(self, ingest_id: str, rows: dict[int, str]) -> int:
         """A re-planned curated file's rows now live in another file: point their records at it."""
+        def moved(table: pa.Table) -> tuple[pa.Table, int]:
+            files = [rows.get(row, file) for row, file in zip(table.column("row").to_pylist(),
+                                                               table.column("file").to_pylist(), strict=True)]
+            return table.set_column(table.schema.get_field_index("file"), "file", pa.array(files, pa.string())), \
+                len(rows)
+        return self._rewrite(ingest_id, moved)
+
+    def _rewrite(self, ingest_id: str, change: Callable[[pa.Table], tuple[pa.Table, int]]) -> int:
+        """Replace an upload's record file by `change` of it (deleted when nothing is left), only if nobody changed
+        it meanwhile; returns the count `change` gives, 0 when the file is gone."""
         name = f"{RECORDS}{ingest_id}.parquet"
         for _ in range(5):
             found = self._download(name)
             if found is None:
                 return 0
             table, etag = found
-            files = [rows.get(row, file) for row, file in zip(table.column("row").to_pylist(),
-                                                               table.column("file").to_pylist(), strict=True)]
-            moved = table.set_column(table.schema.get_field_index("file"), "file", pa.array(files, pa.string()))
+            changed, count = change(table)
+            blob = self.container.get_blob_client(name)
             try:
-                self.container.get_blob_client(name).upload_blob(
-                    _parquet(moved), overwrite=True, etag=etag, match_condition=MatchConditions.IfNotModified)
-                return len(rows)
+                if count and not changed.num_rows:
+                    blob.delete_blob(etag=etag, match_condition=MatchConditions.IfNotModified)
+                elif count:
+                    blob.upload_blob(_parquet(changed), overwrite=True, etag=etag,
+                                     match_condition=MatchConditions.IfNotModified)
+                return count
             except ResourceModifiedError:
                 continue
         raise RuntimeError("a record file kept changing while it was being rewritten")
@@ -225,14 +220,13 @@ class PersonIndex:
 
     def identifiers_of(self, person_keys: Iterable[str]) -> set[str]:
         """The person identifier pseudonyms of these persons (never their group identifiers)."""
-        return {value.split(linkage.KIND_SEPARATOR, 1)[1] for row in self._own_records(person_keys)
-                for value in row["ids"] or []}
+        return _identifiers(self._own_records(person_keys))
 
     def suppression_keys_of(self, person_keys: Iterable[str]) -> set[str]:
         """What the suppression register must hold so none of their rows is stored again: their identifiers and
         strong match keys, never a family reference they share with someone else."""
         rows = self._own_records(person_keys)
-        return self.identifiers_of(person_keys) | {key for row in rows for key in row["strong_keys"] or []}
+        return _identifiers(rows) | {key for row in rows for key in row["strong_keys"] or []}
 
     def postcode_tokens_of(self, person_keys: Iterable[str]) -> set[str]:
         """The postcode tokens of these persons' records: where a request's postcode decides between two."""
@@ -281,6 +275,10 @@ class PersonIndex:
 
     def _upload_bytes(self, name: str, data: bytes) -> None:
         self.container.get_blob_client(name).upload_blob(data, overwrite=True)
+
+
+def _identifiers(rows: list[dict[str, Any]]) -> set[str]:
+    return {value.split(linkage.KIND_SEPARATOR, 1)[1] for row in rows for value in row["ids"] or []}
 
 
 def _key_table(records: pa.Table, person_key: pa.ChunkedArray) -> pa.Table:
