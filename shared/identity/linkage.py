@@ -172,9 +172,11 @@ def link(records: pa.Table, decisions: Decisions, root_key: bytes, *, upper: flo
     ids = records.column("ids").to_pylist()
     names = records.column("record").to_pylist()
     entities = _exact(names, ids)
-    profiles = _profiles(records, entities)
-    candidates = _dob_conflicts(records, entities)
-    scored = _score(records, entities, lower)
+    entity_of = [entities.find(name) for name in names]
+    records = records.append_column("entity", pa.array(entity_of, pa.string()))
+    profiles = _profiles(records)
+    candidates = _dob_conflicts(records)
+    scored = _score(records, lower)
     persons = _UnionFind()
     known = entities.parent
     for a, b in decisions.rejected:
@@ -186,7 +188,6 @@ def link(records: pa.Table, decisions: Decisions, root_key: bytes, *, upper: flo
         if a in known and b in known:
             _join(persons, profiles, entities.find(a), entities.find(b))
     candidates += _threshold(scored, persons, profiles, upper)
-    entity_of = [entities.find(name) for name in names]
     person_of = [persons.find(entity) for entity in entity_of]
     keys = _person_keys(names, ids, person_of, root_key)
     summary = {"records": len(names), "entities": len(set(entity_of)), "persons": len(set(person_of)),
@@ -221,14 +222,14 @@ def _exact(names: list[str], ids: list[list[str] | None]) -> _UnionFind:
     return entities
 
 
-def _profiles(records: pa.Table, entities: _UnionFind) -> dict[str, _Profile]:
+def _profiles(records: pa.Table) -> dict[str, _Profile]:
     profiles: dict[str, _Profile] = defaultdict(_Profile)
     columns = {name: records.column(name).to_pylist() for name in
-               ("record", "ids", "first_name", "first_sound", "first_forms", "date_of_birth", "dob_swapped",
+               ("entity", "ids", "first_name", "first_sound", "first_forms", "date_of_birth", "dob_swapped",
                 "birth_month")}
-    for i, name in enumerate(columns["record"]):
-        profile = profiles[entities.find(name)]
-        profile.entities.add(entities.find(name))
+    for i, entity in enumerate(columns["entity"]):
+        profile = profiles[entity]
+        profile.entities.add(entity)
         for value in columns["ids"][i] or []:
             kind, pseudonym = value.split(KIND_SEPARATOR, 1)
             profile.ids[kind].add(pseudonym)
@@ -240,15 +241,14 @@ def _profiles(records: pa.Table, entities: _UnionFind) -> dict[str, _Profile]:
     return profiles
 
 
-def _dob_conflicts(records: pa.Table, entities: _UnionFind) -> list[Candidate]:
+def _dob_conflicts(records: pa.Table) -> list[Candidate]:
     """An identifier seen with two dates of birth (neither a day-month swap of the other) is flagged."""
     seen: dict[str, tuple[str, str, str | None]] = {}
     flagged: list[Candidate] = []
-    for name, born, swapped in zip(records.column("record").to_pylist(), records.column("date_of_birth").to_pylist(),
-                                   records.column("dob_swapped").to_pylist(), strict=True):
+    columns = [records.column(name).to_pylist() for name in ("record", "entity", "date_of_birth", "dob_swapped")]
+    for name, entity, born, swapped in zip(*columns, strict=True):
         if not born:
             continue
-        entity = entities.find(name)
         earlier = seen.setdefault(entity, (name, born, swapped))
         if earlier[1] != born and earlier[2] != born and earlier[0] != name:
             flagged.append(Candidate(*pair(earlier[0], name), 1.0, {"date_of_birth": "different"}, "conflict",
@@ -345,9 +345,9 @@ def _any_clash(people: list[str], profiles: dict[str, _Profile]) -> bool:
 
 # Scoring ---------------------------------------------------------------------------------------------------
 
-def _score(records: pa.Table, entities: _UnionFind, lower: float) -> list[Scored]:
+def _score(records: pa.Table, lower: float) -> list[Scored]:
     """Scored pairs of entity representatives (records with names, a date of birth or a postcode)."""
-    people = _representatives(records, entities)
+    people = _representatives(records)
     if people.num_rows < 2:
         return []
     predictions = _predict(people, lower)
@@ -362,17 +362,15 @@ def _score(records: pa.Table, entities: _UnionFind, lower: float) -> list[Scored
     return scored
 
 
-def _representatives(records: pa.Table, entities: _UnionFind) -> pa.Table:
+def _representatives(records: pa.Table) -> pa.Table:
     """One record per entity and distinct token pattern: a person sent monthly is scored once, not twelve times."""
     import pyarrow.compute as pc
 
-    columns = ["record", *TOKEN_COLUMNS, *LIST_COLUMNS]
-    table = records.select(columns)
+    table = records.select(["record", *TOKEN_COLUMNS, *LIST_COLUMNS, "entity"])
     has_tokens = pc.or_(pc.is_valid(table.column("date_of_birth")),
                         pc.or_(pc.is_valid(table.column("first_name")), pc.is_valid(table.column("postcode"))))
     table = table.filter(has_tokens)
-    entity = [entities.find(name) for name in table.column("record").to_pylist()]
-    table = table.append_column("entity", pa.array(entity, pa.string()))
+    entity = table.column("entity").to_pylist()
     signature = [f"{e}|{r}" for e, r in zip(entity, _token_signature(table), strict=True)]
     first_index: dict[str, int] = {}
     for index, key in enumerate(signature):
