@@ -218,27 +218,25 @@ class PersonIndex:
                                    strict=True))
         return mapping
 
-    def identifiers_of(self, person_keys: Iterable[str]) -> set[str]:
-        """The person identifier pseudonyms of these persons (never their group identifiers)."""
-        return _identifiers(self._own_records(person_keys))
-
-    def suppression_keys_of(self, person_keys: Iterable[str]) -> set[str]:
-        """What the suppression register must hold so none of their rows is stored again: their identifiers and
-        strong match keys, never a family reference they share with someone else."""
-        rows = self._own_records(person_keys)
-        return _identifiers(rows) | {key for row in rows for key in row["strong_keys"] or []}
+    def own_keys(self, records: list[dict[str, Any]]) -> tuple[set[str], set[str]]:
+        """The own identifier pseudonyms (never a family reference shared with someone else) and strong match keys
+        of these records (as `records_of` gives them): what an access pack names and the register must hold."""
+        rows = self._record_rows(records)
+        ids = {value.split(linkage.KIND_SEPARATOR, 1)[1] for row in rows for value in row["ids"] or []}
+        return ids, {key for row in rows for key in row["strong_keys"] or []}
 
     def postcode_tokens_of(self, person_keys: Iterable[str]) -> set[str]:
         """The postcode tokens of these persons' records: where a request's postcode decides between two."""
-        return {row["postcode"] for row in self._own_records(person_keys) if row["postcode"]}
+        return {row["postcode"] for row in self._record_rows(self.records_of(person_keys)) if row["postcode"]}
 
-    def _own_records(self, person_keys: Iterable[str]) -> list[dict[str, Any]]:
-        records = {row["record"] for row in self.records_of(person_keys)}
+    def _record_rows(self, of: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """These records' rows in their uploads' record files: identifiers, strong keys, postcode token."""
+        records = {row["record"] for row in of}
         rows: list[dict[str, Any]] = []
         for ingest_id in sorted({record.split(":", 1)[0] for record in records}):
-            found = self._download(f"{RECORDS}{ingest_id}.parquet")
-            if found is not None:
-                table = found[0].select(["record", "ids", "strong_keys", "postcode"])
+            downloaded = self._download(f"{RECORDS}{ingest_id}.parquet")
+            if downloaded is not None:
+                table = downloaded[0].select(["record", "ids", "strong_keys", "postcode"])
                 rows += table.filter(pc.is_in(table.column("record"), pa.array(sorted(records)))).to_pylist()
         return rows
 
@@ -275,10 +273,6 @@ class PersonIndex:
 
     def _upload_bytes(self, name: str, data: bytes) -> None:
         self.container.get_blob_client(name).upload_blob(data, overwrite=True)
-
-
-def _identifiers(rows: list[dict[str, Any]]) -> set[str]:
-    return {value.split(linkage.KIND_SEPARATOR, 1)[1] for row in rows for value in row["ids"] or []}
 
 
 def _key_table(records: pa.Table, person_key: pa.ChunkedArray) -> pa.Table:

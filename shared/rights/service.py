@@ -93,6 +93,12 @@ class Person:
     """Records: one per stored row (record, ingest_id, row, partner, dataset, file, person_key)."""
     pseudonyms: set[str] = field(default_factory=set)
     """The person's identifier pseudonyms, as the access pack names them."""
+    strong_keys: set[str] = field(default_factory=set)
+    """Their strong match keys: with the pseudonyms, what the suppression register holds after an erasure."""
+
+    @property
+    def suppression_keys(self) -> set[str]:
+        return self.pseudonyms | self.strong_keys
 
     def rows_in(self, file: str) -> list[int]:
         return sorted(entry["row"] for entry in self.entries if entry["file"] == file)
@@ -257,8 +263,7 @@ class RightsService:
 
     def hold_keys(self, identifiers: object) -> set[str]:
         """What a legal hold on a person holds them by: their own identifiers and strong keys, as resolved now."""
-        person = self._resolve(self._given(identifiers))
-        return self.index.suppression_keys_of(person.keys)
+        return self._resolve(self._given(identifiers)).suppression_keys
 
     def _person(self, request: RightsRequest) -> Person:
         return self._resolve(request.given)
@@ -272,8 +277,8 @@ class RightsService:
         keys = self.index.resolve(by_kind.get("identifier", set()))
         if not keys and "name_dob" in by_kind:
             keys = self._by_name(by_kind)
-        entries = self.index.records_of(keys)
-        return Person(keys, entries, self.index.identifiers_of(keys))
+        records = self.index.records_of(keys)
+        return Person(keys, records, *self.index.own_keys(records))
 
     def _needs_identifier(self, request: RightsRequest) -> None:
         request.status = AWAITING_DECISION
@@ -345,7 +350,7 @@ class RightsService:
     def _erase(self, person: Person, bases: tuple[str, ...], request: RightsRequest) -> dict[str, int]:
         """Suppress first (so no upload brings them back meanwhile), then rewrite each file, then the index.
         The register gets the person's own identifiers and strong match keys, never a family reference."""
-        for pseudonym in sorted(self.index.suppression_keys_of(person.keys)):
+        for pseudonym in sorted(person.suppression_keys):
             for basis in bases:
                 self.register.add(pseudonym, basis, f"{request.type} {request.id}")
         removed: dict[str, int] = {}
