@@ -14,7 +14,6 @@ tokens) in a file of their own, which goes to the restricted linkage store and n
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -71,10 +70,6 @@ def writer_schema(contract: Contract) -> pa.Schema:
 
 def attribute_type(type_name: str | None) -> pa.DataType:
     return _ATTRIBUTE_TYPES[type_name or "string"]
-
-
-def identifier_columns(contract: Contract) -> list[str]:
-    return [c.output_name for c in contract.identifiers if c.output_name]
 
 
 class CuratedWriter:
@@ -185,12 +180,6 @@ def file_metadata(local: Path, dataset: Any, partner: str, ingest_id: str, recei
     return metadata
 
 
-def pseudonym_batches(path: Path, columns: list[str], batch_rows: int = 50_000) -> Iterator[list[list[str | None]]]:
-    """The identifier pseudonyms of a curated file, a batch of rows at a time."""
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns):
-        yield [batch.column(name).to_pylist() for name in columns]
-
-
 def download(storage: Any, name: str) -> tuple[pa.Table, Any] | None:
     """A curated file's rows and its blob properties (ETag, metadata), from one read; None if it is gone."""
     from azure.core.exceptions import ResourceNotFoundError
@@ -215,18 +204,6 @@ def row_mask(table: pa.Table, rows: list[int]) -> pa.ChunkedArray:
     import pyarrow.compute as pc
 
     return pc.fill_null(pc.is_in(table.column(ROW), pa.array(rows, pa.int32())), False)
-
-
-def person_mask(table: pa.Table, pseudonyms: set[str]) -> pa.ChunkedArray:
-    """Rows of the table that belong to the person: any identifier column holds one of their pseudonyms."""
-    import pyarrow.compute as pc
-
-    wanted = pa.array(sorted(pseudonyms), type=pa.string())
-    columns = [name for name in table.column_names if name == SUBJECT_ID or name.endswith("_pseudonym")]
-    mask = pc.is_in(table.column(columns[0]), value_set=wanted)
-    for name in columns[1:]:
-        mask = pc.or_(mask, pc.fill_null(pc.is_in(table.column(name), value_set=wanted), False))
-    return pc.fill_null(mask, False)
 
 
 def to_bytes(table: pa.Table) -> bytes:

@@ -7,12 +7,10 @@ the tests, a connection string points at Azurite. Nothing else in the project bu
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from itertools import islice
-from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableClient, TableServiceClient
@@ -47,8 +45,6 @@ REVIEWS = "reviews"
 PLATFORM_TABLES = (INGESTS, REGISTER, REQUESTS, HOLDS, AUDIT, REVIEWS)
 RIGHTS_QUEUE = "rights-work"
 
-TRANSACTION_LIMIT = 100
-"""Table storage accepts at most 100 operations in one transaction, all in one partition."""
 
 
 def _ingest_key_source(settings: Settings) -> Callable[[], str] | None:
@@ -181,25 +177,3 @@ class Storage:
 
     def table(self, name: str) -> TableClient:
         return self.platform_tables.get_table_client(name)
-
-
-def upsert_in_transactions(table: TableClient, entities: Iterable[dict[str, Any]], window: int = 20_000) -> int:
-    """Upsert entities in transactions of up to 100 per partition, gathering a window of entities at a time so
-    that batches fill up while memory stays bounded. Returns how many were written."""
-    written = 0
-    iterator = iter(entities)
-    while chunk := list(islice(iterator, window)):
-        by_partition: dict[str, dict[str, dict[str, Any]]] = {}
-        for entity in chunk:
-            by_partition.setdefault(entity["PartitionKey"], {})[entity["RowKey"]] = entity
-        for rows in by_partition.values():
-            for batch in _batches(rows.values(), TRANSACTION_LIMIT):
-                table.submit_transaction([("upsert", entity) for entity in batch])
-                written += len(batch)
-    return written
-
-
-def _batches(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch

@@ -172,9 +172,6 @@ class RightsService:
         self._audit("rights.request.decided", request, caller, outcome=outcome)
         return request
 
-    def open_requests(self) -> list[dict[str, Any]]:
-        return self.listed("open")
-
     def listed(self, status: str) -> list[dict[str, Any]]:
         """Requests by status (`open`: not yet completed, the soonest due first; `completed`; `all`)."""
         statuses = {"open": OPEN, "completed": (COMPLETED,), "all": (*OPEN, COMPLETED)}.get(status)
