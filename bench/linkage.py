@@ -174,11 +174,11 @@ def markdown(results: list[dict[str, Any]]) -> str:
         "## Person linkage: quality and cost", "",
         "A synthetic population (`devtools/population.py`) in LEAP's area: families of one to three children, "
         f"{largest['twin_pairs'] / (largest['children'] - largest['twin_pairs']):.1%} of births twins (twice the "
-        "UK's 1 in 65); five services see the children, health visiting (NHS number, no names) nearly all "
-        "of them, the others with or without NHS numbers and with nicknames, spelling variants, typos, "
-        "middle names, double surnames, swapped days and months and house moves. Each size is linked once by "
-        "`shared.identity.linkage.link` in a fresh process (DuckDB on both cores), with no review decisions; "
-        "pairs are counted against the truth.", "",
+        "UK's 1 in 65); five services see the children, health visiting (NHS number and names tokenised at "
+        "source) nearly all of them, the others with or without NHS numbers and with nicknames, spelling "
+        "variants, typos, middle names, double surnames, swapped days and months and house moves. Each size "
+        "is linked once by `shared.identity.linkage.link` in a fresh process (DuckDB on both cores), with no "
+        "review decisions; pairs are counted against the truth.", "",
         "| records | children | precision | recall | twins merged | review queue | conflicts | link time | "
         "peak memory | time growth |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",

@@ -12,7 +12,8 @@ observe the children as partners' files would, with the noise real files carry:
 - a house move between (or during) services, at one point for the whole family, and some rows without a postcode;
 - the NHS number where the service holds it, and its own child reference where it issues one (a family support
   service may only know the family's reference, which names a group, never a person). Health visiting, like
-  LEAP's NHS trust, sends no names at all. A service that sees one twin nearly always sees both, as often.
+  LEAP's NHS trust, sends names only as tokens made at source (which key as the names themselves do). A service
+  that sees one twin nearly always sees both, as often.
 
 Each observation is a plain dict; `record_table` turns them into the rows `shared.identity.linkage.link` reads,
 under a given root key, as ingest would: person identifiers as `kind=pseudonym` (an NHS number as the pseudonym
@@ -148,13 +149,14 @@ class Service:
     nhs_share: float
     """Share of its children whose NHS number it holds."""
     names: str
-    """How it sends names: `split` (first name and surname columns), `full` (one full-name column) or `none`."""
+    """How it sends names: `split` (first name and surname columns), `full` (one full-name column), `tokens`
+    (first name and surname tokenised at source, as a trust does) or `none`."""
     child_refs: bool
     """Whether it issues its own reference per child, or knows only the family's reference."""
 
 
 SERVICES = (
-    Service("health-visiting", 0.95, (1, 5), 1.0, "none", False),  # a trust: NHS token, date of birth, postcode
+    Service("health-visiting", 0.95, (1, 5), 1.0, "tokens", False),  # a trust: NHS and name tokens, birth, postcode
     Service("early-years-setting", 0.45, (1, 3), 0.5, "full", True),
     Service("childrens-centre", 0.35, (1, 4), 0.1, "split", True),
     Service("family-support-charity", 0.25, (1, 6), 0.2, "full", False),
@@ -422,7 +424,7 @@ def _names_as_written(rng: random.Random, service: Service, child: Child, noise:
     if rng.random() < noise.surname_typo:
         surname = typo(rng, surname)
         errors.append("surname typo")
-    if service.names == "split":
+    if service.names in ("split", "tokens"):  # tokens at source key as the names themselves (matchkeys.py)
         return first, surname, None
     if rng.random() < noise.middle_name:
         errors.append("middle name")

@@ -77,6 +77,15 @@ partners:
         columns:
           nhs_token: {role: identifier, type: nhs_number_token}
           visit: {role: attribute, type: string, values: [new_birth, one_year]}
+      checks:
+        basis: legitimate_interest
+        retention: {anchor: received, years: 5}
+        columns:
+          nhs_token: {role: identifier, type: nhs_number_token, required: false}
+          name_tokens: {role: direct, match: name_tokens}
+          postcode: {role: quasi, generalise: postcode_sector, match: postcode, required: false}
+          date_of_birth: {role: quasi, generalise: birth_month, match: date_of_birth}
+          visit: {role: attribute, type: string, values: [new_birth, one_year]}
 """
 
 ANN, BEN = "9434765919", "4010232137"
@@ -102,7 +111,7 @@ def trust_file(tmp_path: Path) -> bytes:
     raw, tokenised = tmp_path / "visits.csv", tmp_path / "visits-tokenised.csv"
     raw.write_text(f"nhs_token,visit\n{ANN},new_birth\n{BEN},one_year\n")
     counts = tokenise_file(raw, tokenised, ["nhs_token"], SourceTokens(source_key(TEST_ROOT_KEY)))
-    assert counts == {"tokenised": 2, "blank": 0}
+    assert counts == {"tokenised": 2, "blank": 0, "names": 0}
     assert ANN not in tokenised.read_text(), "the NHS number never leaves the trust"
     return tokenised.read_bytes()
 
@@ -325,3 +334,68 @@ def test_without_the_earlier_key_a_request_after_rotation_finds_nothing_before_i
     rotate(monkeypatch, keep_previous=False)
     done = finish(api, storage, request(api, "access", [{"type": "nhs_number", "value": ANN}])["id"])
     assert done["result"]["rows"] == 0
+
+
+AMY, AVA = "9434765870", "9434765846"
+"""Twins, Amy and Ava: one family, one birth date, one address; only the trust holds their NHS numbers."""
+TWINS_CHARITY = ("family_ref,nhs_number,child_name,postcode,date_of_birth,service,consent\r\n"
+                 "FAM-9,,Amy Mensah,SE5 9QT,2022-05-09,baby_steps,Y\r\n"
+                 "FAM-9,,Ava Mensah,SE5 9QT,2022-05-09,family_nurse,Y\r\n")
+
+
+def twins_trust_file(tmp_path: Path) -> bytes:
+    """The trust's checks: NHS numbers and names both tokenised on its own machine; Ava's postcode not recorded."""
+    from shared.identity.matchkeys import SourceNames
+
+    raw, tokenised = tmp_path / "checks.csv", tmp_path / "checks-tokenised.csv"
+    raw.write_text("nhs_token,first_name,surname,postcode,date_of_birth,visit\n"
+                   f"{AMY},Amy,Mensah,SE5 9QT,09/05/2022,new_birth\n"
+                   f"{AVA},Ava,Mensah,,09/05/2022,one_year\n")
+    key = source_key(TEST_ROOT_KEY)
+    counts = tokenise_file(raw, tokenised, ["nhs_token"], SourceTokens(key), names=["first_name", "surname"],
+                           dob="date_of_birth", source_names=SourceNames(key))
+    assert counts == {"tokenised": 2, "blank": 0, "names": 2}
+    text = tokenised.read_text()
+    assert "Amy" not in text and "Mensah" not in text, "no name leaves the trust"
+    assert text.splitlines()[0] == "nhs_token,name_tokens,postcode,date_of_birth,visit"
+    return tokenised.read_bytes()
+
+
+def test_twins_stay_two_children_when_the_trust_tokenises_their_names(api, storage, tmp_path):
+    """Twins share everything the trust sent before it could send names: a birth date and an address. The
+    charity's rows carry no NHS number, and the trust did not record Ava's postcode: without names, the charity's
+    Ava met the trust's Amy on birth date and postcode. Their names, tokenised at source, keep them apart."""
+    upload(storage, "charity", "sessions/twins.csv", TWINS_CHARITY.encode())
+    upload(storage, "trust", "checks/twins.csv", twins_trust_file(tmp_path))
+    deliver_all(storage)
+    assert persons(storage) == [["checks", "sessions"], ["checks", "sessions"]]
+    amy = finish(api, storage, request(api, "access", [{"type": "nhs_number", "value": AMY}])["id"])
+    held = pack_rows(amy)
+    assert [row["service"] for row in held["charity-sessions.json"]] == ["baby_steps"]
+    assert [row["visit"] for row in held["trust-checks.json"]] == ["new_birth"], "Ava's visit is not Amy's"
+
+
+def test_a_name_sent_where_name_tokens_belong_is_refused_by_row_and_column(api, storage):
+    upload(storage, "trust", "checks/oops.csv",
+           b"nhs_token,name_tokens,postcode,date_of_birth,visit\n,Amy Mensah,SE5 9QT,2022-05-09,new_birth\n")
+    deliver_all(storage)
+    receipt = json.loads(storage.platform_blob(RECEIPTS, _receipt_for(storage, "checks/oops.csv")).download_blob()
+                         .readall())
+    assert receipt["rows"]["stored"] == 0
+    assert [(e["row"], e["column"], e["rule"]) for e in receipt["errors"]] == [(2, "name_tokens", "match.name_tokens")]
+    assert "Mensah" not in json.dumps(receipt)
+
+
+def test_names_tokenised_at_source_meet_the_same_names_sent_plainly():
+    from datetime import date
+
+    from shared.identity.matchkeys import STRONG_KEYS, Identity, MatchKeys, SourceNames, parse_name_tokens
+
+    keys = MatchKeys(TEST_ROOT_KEY)
+    at_source = SourceNames(source_key(TEST_ROOT_KEY)).text("bob", "smith-jones", date(2022, 5, 9))
+    arrived = Identity(born=date(2022, 5, 9), name_tokens=parse_name_tokens(at_source))
+    plain = Identity("bob", "smith-jones", date(2022, 5, 9))
+    assert keys.tokens(arrived) == keys.tokens(plain)
+    assert {k: keys.keys(arrived)[k] for k in STRONG_KEYS} == {k: keys.keys(plain)[k] for k in STRONG_KEYS}
+    assert not set(at_source.replace(";", ",").replace("=", ",").split(",")) & set(
+        str(v) for v in keys.tokens(plain).values()), "a trust's tokens are never the stored ones"

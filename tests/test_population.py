@@ -114,7 +114,7 @@ def test_linkage_meets_its_quality_targets_on_a_small_population() -> None:
     truth = table.column(population.TRUTH).to_pylist()
     result = linkage.link(table.drop_columns([population.TRUTH]), linkage.Decisions(), TEST_ROOT_KEY)
     measured = population.score(result.persons.column("person_key").to_pylist(), truth, people.twins)
-    assert 1_800 < table.num_rows < 2_200 and measured["twin_pairs"] >= 5
+    assert 1_800 < table.num_rows < 2_400 and measured["twin_pairs"] >= 5
     assert measured["twins_merged"] == 0
     assert measured["precision"] >= 0.995, measured
     assert measured["recall"] >= 0.95, measured

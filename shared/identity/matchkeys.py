@@ -12,24 +12,35 @@ dropped, in the manner of the ONS census match keys: each token is an HMAC under
 
 Tokens feed the probabilistic model (`linkage.py`) and the composite keys a rights request is matched on. They
 live only in the restricted linkage store: never in curated data, receipts, reports, extracts or logs.
+
+Names can also be tokenised at source. An NHS trust that must pseudonymise before it shares runs the source tool
+(`source.py`) over its names: it keys each name token under the programme source key, and the platform re-keys
+what arrives under the linkage domain. So that a trust's tokens meet the same child's names sent by a charity,
+the platform keys every name token the same two ways round:
+
+    name token = HMAC(K_linkage, "mk:src:<kind>:" + HMAC(K_source, "mk:<kind>:" + normalised name)[:16])
+
+The names a trust sends as tokens are what keeps twins apart: they share a birth date and an address, never a
+first name.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 
 import jellyfish
 
-from shared.identity.pseudonymise import Pseudonymiser
+from shared.identity.pseudonymise import SOURCE_DOMAIN, Pseudonymiser, source_key
 
 LINKAGE_DOMAIN = "linkage"
-FIELDS = ("first_name", "surname", "full_name", "date_of_birth", "postcode")
-"""What a contract column may say it holds for matching (`match:` in the policy)."""
+FIELDS = ("first_name", "surname", "full_name", "date_of_birth", "postcode", "name_tokens")
+"""What a contract column may say it holds for matching (`match:` in the policy); `name_tokens` is a name turned
+into tokens at source by the source tool."""
 
 TOKEN_COLUMNS = ("first_name", "first_sound", "surname", "surname_sound", "date_of_birth", "dob_swapped",
                  "birth_month", "postcode", "sector", "district")
@@ -38,6 +49,16 @@ LIST_COLUMNS = ("first_forms", "surname_parts")
 """Several tokens each: the formal names a first name may be short for; each part of a double-barrelled surname."""
 STRONG_KEYS = ("name_dob", "forms_dob", "name_swapped_dob")
 """Composite keys that name one person on their own: full name (or a formal form) and date of birth."""
+
+NAME_TOKEN_KINDS = {"first_name": "first", "first_sound": "first_sound", "first_forms": "first_form",
+                    "surname": "surname", "surname_sound": "surname_sound", "surname_parts": "surname_part",
+                    "name_dob": "k:name_dob", "forms_dob": "k:forms_dob", "name_swapped_dob": "k:name_dob"}
+"""What a name yields, by column, and the kind each is keyed as: what the source tool writes for a trust."""
+AT_SOURCE = frozenset(NAME_TOKEN_KINDS.values())
+"""Kinds keyed under the source key first, so tokens made at source and here agree."""
+NAME_TOKENS_LIMIT = 2_000
+"""Characters a cell of name tokens may hold: a long double-barrelled name's tokens fit with room to spare."""
+_NAME_TOKENS = re.compile(r"[a-z_]+=[0-9a-f]{32}(,[0-9a-f]{32})*(;[a-z_]+=[0-9a-f]{32}(,[0-9a-f]{32})*)*")
 
 CACHE_LIMIT = 200_000
 """Single-field tokens remembered per upload: enough for a national extract's names, small in memory."""
@@ -53,10 +74,12 @@ class Identity:
     born: date | None = None
     postcode: str | None = None
     """Normalised by the contract: upper case, one space before the inward code (`SW9 8AB`)."""
+    name_tokens: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """A name tokenised at source: (column, its source tokens), as `parse_name_tokens` reads them."""
 
     @property
     def empty(self) -> bool:
-        return not (self.first or self.surname or self.born or self.postcode)
+        return not (self.first or self.surname or self.born or self.postcode or self.name_tokens)
 
 
 def fold(text: str) -> str:
@@ -82,8 +105,22 @@ def identity_from(values: Mapping[str, object]) -> Identity:
         first, surname = first or whole_first, surname or whole_surname
     born = values.get("date_of_birth")
     postcode = values.get("postcode")
+    at_source = parse_name_tokens(str(values["name_tokens"])) if values.get("name_tokens") else ()
     return Identity(first, surname, born if isinstance(born, date) else None,
-                    str(postcode) if postcode else None)
+                    str(postcode) if postcode else None, at_source)
+
+
+def parse_name_tokens(text: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`first_name=<token>;first_forms=<token>,<token>;...` as the source tool writes it; ValueError otherwise."""
+    if len(text) > NAME_TOKENS_LIMIT or not _NAME_TOKENS.fullmatch(text):
+        raise ValueError("not name tokens as the source tool writes them")
+    parsed = []
+    for part in text.split(";"):
+        column, _, tokens = part.partition("=")
+        if column not in NAME_TOKEN_KINDS:
+            raise ValueError("a name token of a kind the source tool does not write")
+        parsed.append((column, tuple(tokens.split(","))))
+    return tuple(parsed)
 
 
 def _surname(text: str) -> str | None:
@@ -110,18 +147,20 @@ def sound(name: str) -> str:
     return jellyfish.nysiis(name.replace("-", ""))
 
 
-class MatchKeys:
-    """Tokens for one row's identity under the linkage domain key."""
+class _TokenMaker:
+    """The match-key recipe, whatever key the tokens are made under."""
 
-    def __init__(self, root_key: bytes) -> None:
-        self._keyed = Pseudonymiser(root_key, LINKAGE_DOMAIN)
+    def __init__(self) -> None:
         self._known: dict[tuple[str, str], str] = {}
+
+    def _keyed(self, kind: str, value: str) -> str:
+        raise NotImplementedError
 
     def _token(self, kind: str, value: str) -> str:
         """Names, dates and postcodes repeat across a file: each distinct one is keyed once per upload."""
         known = self._known.get((kind, value))
         if known is None:
-            known = self._keyed.pseudonym(f"mk:{kind}", value)
+            known = self._keyed(kind, value)
             if len(self._known) < CACHE_LIMIT and not kind.startswith("k:"):
                 self._known[(kind, value)] = known
         return known
@@ -159,6 +198,60 @@ class MatchKeys:
         if _swappable(born):
             keys["name_swapped_dob"] = [self._token("k:name_dob", f"{first}|{surname}|{_swapped(born)}")]
         return keys
+
+
+class MatchKeys(_TokenMaker):
+    """Tokens for one row's identity under the linkage domain key; names by way of the source key."""
+
+    def __init__(self, root_key: bytes) -> None:
+        super().__init__()
+        self._linkage = Pseudonymiser(root_key, LINKAGE_DOMAIN)
+        self._source = SourceNames(source_key(root_key))
+
+    def _keyed(self, kind: str, value: str) -> str:
+        if kind in AT_SOURCE:
+            return self._from_source(kind, self._source._keyed(kind, value))
+        return self._linkage.pseudonym(f"mk:{kind}", value)
+
+    def _from_source(self, kind: str, token: str) -> str:
+        return self._linkage.pseudonym(f"mk:src:{kind}", token)
+
+    def tokens(self, identity: Identity) -> dict[str, object]:
+        out = super().tokens(identity)
+        for column, tokens in identity.name_tokens:
+            if column in TOKEN_COLUMNS or column in LIST_COLUMNS:
+                rekeyed = [self._from_source(NAME_TOKEN_KINDS[column], token) for token in tokens]
+                out[column] = rekeyed if column in LIST_COLUMNS else rekeyed[0]
+        return out
+
+    def keys(self, identity: Identity) -> dict[str, list[str]]:
+        keys = super().keys(identity)
+        for column, tokens in identity.name_tokens:
+            if column in STRONG_KEYS:
+                keys[column] = [self._from_source(NAME_TOKEN_KINDS[column], token) for token in tokens]
+        return keys
+
+
+class SourceNames(_TokenMaker):
+    """A name's tokens under the programme source key: what a trust's source tool writes in place of the name."""
+
+    def __init__(self, key: bytes) -> None:
+        super().__init__()
+        self._at_source = Pseudonymiser.from_domain_key(key, SOURCE_DOMAIN)
+
+    def _keyed(self, kind: str, value: str) -> str:
+        return self._at_source.pseudonym(f"mk:{kind}", value)
+
+    def text(self, first: str | None, surname: str | None, born: date | None) -> str:
+        """The cell the tool writes: each name column's tokens, and the strong keys where the birth date is
+        known; empty where there is no name."""
+        identity = Identity(first=first, surname=surname, born=born)
+        made: dict[str, object] = {**self.tokens(Identity(first=first, surname=surname)), **self.keys(identity)}
+        return ";".join(f"{column}={_joined(made[column])}" for column in NAME_TOKEN_KINDS if made.get(column))
+
+
+def _joined(value: object) -> str:
+    return ",".join(value) if isinstance(value, Sequence) and not isinstance(value, str) else str(value)
 
 
 def _swappable(born: date) -> bool:

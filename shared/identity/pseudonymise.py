@@ -100,6 +100,14 @@ def domain_key(root_key: bytes, domain: str) -> bytes:
     return hmac.new(root_key, f"fdp:domain:{domain}".encode(), hashlib.sha256).digest()
 
 
+SOURCE_DOMAIN = "source"
+
+
+def source_key(root_key: bytes) -> bytes:
+    """The programme source key (`source.py`): one-way from the root key, so holding it reveals nothing of it."""
+    return domain_key(root_key, SOURCE_DOMAIN)
+
+
 class Pseudonymiser:
     """Turns normalised identifiers into pseudonyms under one domain key."""
 

@@ -18,6 +18,16 @@ The tool, for a trust (Python 3.11 and this package, nothing else):
 
 reads a CSV, replaces each named column's NHS numbers by tokens (a row whose number fails its check digit is
 left blank and counted, never echoed), and writes the rest of the file unchanged.
+
+Where the contract says so, the trust also turns names into match-key tokens under the same key, so its rows
+meet other partners' rows by name and, above all, twins (one birth date, one address) stay two children:
+
+    python -m shared.identity.source --key-file source.key --column nhs_number \
+        --names child_name --dob-column date_of_birth extract.csv tokenised.csv
+
+`--names` takes one full-name column or a first-name and a surname column; they are replaced by one column,
+`name_tokens`, holding the name's tokens (and, with `--dob-column`, the name-and-birth-date keys). The birth date
+itself stays in the file for the platform to generalise. How the platform re-keys them: `matchkeys.py`.
 """
 
 from __future__ import annotations
@@ -26,17 +36,17 @@ import argparse
 import base64
 import csv
 import sys
+from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
-from shared.identity.pseudonymise import InvalidIdentifier, Pseudonymiser, domain_key, normalise
+from shared.identity.matchkeys import SourceNames, identity_from
+from shared.identity.pseudonymise import SOURCE_DOMAIN, InvalidIdentifier, Pseudonymiser, normalise, source_key
 
-SOURCE_DOMAIN = "source"
+__all__ = ["SOURCE_DOMAIN", "TOKEN_TYPE", "NameColumns", "SourceTokens", "source_key", "tokenise_file"]
+NAME_TOKENS_COLUMN = "name_tokens"
+
 TOKEN_TYPE = "nhs_number_token"  # noqa: S105 (an identifier type, not a secret)
-
-
-def source_key(root_key: bytes) -> bytes:
-    """The programme source key: one-way from the root key, so holding it reveals nothing of the root key."""
-    return domain_key(root_key, SOURCE_DOMAIN)
 
 
 class SourceTokens:
@@ -54,25 +64,75 @@ class SourceTokens:
         return self.pseudonymiser.pseudonym("nhs_number", nhs_number)
 
 
-def tokenise_file(source: Path, target: Path, columns: list[str], tokens: SourceTokens) -> dict[str, int]:
-    """Replace the named columns' NHS numbers by tokens; returns how many were tokenised and left blank."""
-    counts = {"tokenised": 0, "blank": 0}
+class NameColumns:
+    """Where a file's names are (one full-name column, or first name and surname) and its birth date, if any."""
+
+    def __init__(self, header: list[str], names: Sequence[str], dob: str | None, file_name: str) -> None:
+        if len(names) not in (1, 2):
+            raise SystemExit("--names takes a full-name column, or a first-name and a surname column")
+        self.names = _positions(header, names, file_name)
+        self.dob = _positions(header, [dob], file_name)[0] if dob else None
+
+    def header(self, header: list[str]) -> list[str]:
+        return self.replace(header, NAME_TOKENS_COLUMN)
+
+    def replace(self, row: list[str], cell: str) -> list[str]:
+        """The row with its name columns replaced by one cell where the first of them stood."""
+        first = self.names[0]
+        return [cell if i == first else value for i, value in enumerate(row) if i == first or i not in self.names]
+
+    def cell(self, row: list[str], names: SourceNames) -> str:
+        parts = [row[i].strip() if i < len(row) else "" for i in self.names]
+        named = identity_from({"full_name": parts[0]} if len(parts) == 1 else
+                              {"first_name": parts[0], "surname": parts[1]})
+        born = _birth_date(row[self.dob]) if self.dob is not None and self.dob < len(row) else None
+        return names.text(named.first, named.surname, born) if named.first or named.surname else ""
+
+
+def tokenise_file(source: Path, target: Path, columns: list[str], tokens: SourceTokens, *,
+                  names: Sequence[str] = (), dob: str | None = None,
+                  source_names: SourceNames | None = None) -> dict[str, int]:
+    """Replace the named columns' NHS numbers by tokens, and the name columns (if given) by their name tokens;
+    returns how many NHS numbers were tokenised and left blank, and how many names were tokenised."""
+    counts = {"tokenised": 0, "blank": 0, "names": 0}
     with source.open(newline="", encoding="utf-8-sig") as fin, target.open("w", newline="", encoding="utf-8") as out:
         reader = csv.reader(fin)
         writer = csv.writer(out)
         header = next(reader)
-        wanted = {name.strip().lower() for name in columns}
-        positions = [i for i, name in enumerate(header) if name.strip().lower() in wanted]
-        missing = wanted - {header[i].strip().lower() for i in positions}
-        if missing:
-            raise SystemExit(f"{source.name}: no column named {', '.join(sorted(missing))} in the header")
-        writer.writerow(header)
+        positions = _positions(header, columns, source.name)
+        name_columns = NameColumns(header, names, dob, source.name) if names else None
+        writer.writerow(name_columns.header(header) if name_columns else header)
         for row in reader:
             for position in positions:
                 if position < len(row):
                     row[position] = _token_or_blank(row[position], tokens, counts)
+            if name_columns and source_names:
+                cell = name_columns.cell(row, source_names)
+                counts["names"] += bool(cell)
+                row = name_columns.replace(row, cell)
             writer.writerow(row)
     return counts
+
+
+def _positions(header: list[str], columns: Sequence[str], file_name: str) -> list[int]:
+    """The positions of the named columns; a name not in the header stops the tool (the trust's own name)."""
+    wanted = [name.strip().lower() for name in columns]
+    found = {name.strip().lower(): i for i, name in enumerate(header)}
+    missing = [name for name in wanted if name not in found]
+    if missing:
+        raise SystemExit(f"{file_name}: no column named {', '.join(sorted(missing))} in the header")
+    return [found[name] for name in wanted]
+
+
+def _birth_date(text: str) -> date | None:
+    """ISO (2024-03-31) or UK (31/03/2024), as the platform reads them; None where it is neither."""
+    try:
+        if "/" in text:
+            day, month, year = text.strip().split("/")
+            return date(int(year), int(month), int(day)) if len(year) == 4 else None
+        return date.fromisoformat(text.strip()[:10])
+    except ValueError:
+        return None
 
 
 def _token_or_blank(value: str, tokens: SourceTokens, counts: dict[str, int]) -> str:
@@ -99,13 +159,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shared.identity.source",
                                      description="Turn NHS numbers into programme tokens before a file is shared.")
     parser.add_argument("--key-file", type=Path, required=True, help="the programme source key, as issued")
-    parser.add_argument("--column", action="append", required=True, help="a column of NHS numbers (repeatable)")
+    parser.add_argument("--column", action="append", default=[], help="a column of NHS numbers (repeatable)")
+    parser.add_argument("--names", nargs="+", default=(), metavar="COLUMN",
+                        help="a full-name column, or a first-name and a surname column, to turn into name tokens")
+    parser.add_argument("--dob-column", help="the date of birth column, for the name-and-birth-date keys")
     parser.add_argument("source", type=Path)
     parser.add_argument("target", type=Path)
     args = parser.parse_args(argv)
-    counts = tokenise_file(args.source, args.target, args.column, SourceTokens(read_key_file(args.key_file)))
+    if not (args.column or args.names):
+        parser.error("give --column, --names or both")
+    key = read_key_file(args.key_file)
+    counts = tokenise_file(args.source, args.target, args.column, SourceTokens(key), names=args.names,
+                           dob=args.dob_column, source_names=SourceNames(key))
     print(f"{counts['tokenised']} NHS numbers tokenised; {counts['blank']} failed their check digit and were "
-          f"left blank", file=sys.stderr)
+          f"left blank; {counts['names']} names tokenised", file=sys.stderr)
     return 0
 
 

@@ -22,6 +22,7 @@ from datetime import date, timedelta
 from functools import cached_property
 
 from shared.identity.matchkeys import FIELDS as MATCH_FIELDS
+from shared.identity.matchkeys import parse_name_tokens
 from shared.identity.pseudonymise import InvalidIdentifier, normalise
 from shared.policy import generalise
 from shared.policy.generalise import InvalidValue
@@ -230,7 +231,7 @@ class BoundContract:
         for column, position, kind in self.present:
             if kind == "direct":  # never checked, never stored: only read for match keys where it is one
                 if column.match:
-                    _keep_for_matching(checked, column, cells[position].strip())
+                    problems += _keep_for_matching(checked, column, cells[position].strip())
                 continue
             text = cells[position].strip()
             if not text:
@@ -302,9 +303,26 @@ class BoundContract:
                 problems.append(Problem(failure.rule, failure.message, checked.row, column.at))
 
 
-def _keep_for_matching(checked: CheckedRow, column: Column, text: str) -> None:
+def _keep_for_matching(checked: CheckedRow, column: Column, text: str) -> list[Problem]:
+    if column.match == "name_tokens":
+        return _keep_name_tokens(checked, column, text)
     if text and len(text) <= column.max_length:
         checked.match[column.match or ""] = text
+    return []
+
+
+def _keep_name_tokens(checked: CheckedRow, column: Column, text: str) -> list[Problem]:
+    """A name the source tool tokenised: kept only in the form the tool writes, so a trust that sent the name
+    itself by mistake is told (by row and column) rather than having it keyed as if it were tokens."""
+    if not text:
+        return []
+    try:
+        parse_name_tokens(text)
+    except ValueError:
+        return [Problem("match.name_tokens", "not name tokens as `python -m shared.identity.source` writes them",
+                        checked.row, column.name)]
+    checked.match["name_tokens"] = text
+    return []
 
 
 MEMO_LIMIT = 10_000

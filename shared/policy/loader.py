@@ -514,7 +514,7 @@ class _Checker:
             return Column(**common, generalise=generalisation, at=node.get("at"),
                           match=self.match(node, path, ("postcode",) if postcode else ("date_of_birth",)))
         if role == "direct":
-            return Column(**common, match=self.match(node, path, ("first_name", "surname", "full_name")))
+            return Column(**common, match=self.match(node, path, ("first_name", "surname", "full_name", "name_tokens")))
         self.refuse(node, "match", path, "only direct and quasi columns are matched on")
         if role == "attribute":
             return self.attribute(node, path, common)

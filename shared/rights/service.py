@@ -40,6 +40,7 @@ from shared.identity.pseudonymise import (
     scoped_type,
 )
 from shared.identity.register import RESTRICTED, SuppressionRegister
+from shared.identity.source import TOKEN_TYPE, SourceTokens
 from shared.ingest import curated
 from shared.platform.audit import AuditLog
 from shared.platform.auth import Problem
@@ -229,7 +230,7 @@ class RightsService:
         rotation is found by a request made after it."""
         given: list[dict[str, str]] = []
         for key in (self.keys.root_key(), *self.keys.previous_keys()):
-            given += given_identifiers(identifiers, self.policy, Pseudonymiser(key.material), MatchKeys(key.material))
+            given += given_identifiers(identifiers, self.policy, key.material)
         return given
 
     def _corrections(self, corrections: object) -> list[dict[str, Any]]:
@@ -450,11 +451,11 @@ class RightsService:
                           actor=actor)
 
 
-def given_identifiers(identifiers: object, policy: Policy, pseudonymiser: Pseudonymiser,
-                      match_keys: MatchKeys) -> list[dict[str, str]]:
-    """Pseudonymise the identifiers a request names: [{pseudonym, label, kind}]; a name, date of birth and postcode
-    become match keys, never stored as typed. A malformed one is a 400 naming the field and the rule, never the
-    value."""
+def given_identifiers(identifiers: object, policy: Policy, root_key: bytes) -> list[dict[str, str]]:
+    """Pseudonymise the identifiers a request names under one root key: [{pseudonym, label, kind}]; a name, date
+    of birth and postcode become match keys, never stored as typed; an NHS number also names the rows a trust sent
+    as its source token. A malformed one is a 400 naming the field and the rule, never the value."""
+    pseudonymiser, match_keys = Pseudonymiser(root_key), MatchKeys(root_key)
     if not isinstance(identifiers, list) or not identifiers:
         raise _bad("identifiers", "identifiers.required", "give at least one identifier")
     given = []
@@ -475,6 +476,10 @@ def given_identifiers(identifiers: object, policy: Policy, pseudonymiser: Pseudo
         label = LABELS[base] + (f" ({partner})" if base in PARTNER_SCOPED else "")
         pseudonym = pseudonymiser.pseudonym(scoped_type(base, partner or ""), value)
         given.append({"pseudonym": pseudonym, "label": label, "kind": "identifier"})
+        if base == "nhs_number":
+            token = SourceTokens.from_root_key(root_key).token(value)
+            given.append({"pseudonym": pseudonymiser.pseudonym(TOKEN_TYPE, token), "label": label,
+                          "kind": "identifier"})
     return given
 
 
