@@ -109,6 +109,8 @@ class _Generator:
             if column.id_type in ("partner_pseudonym", "nhs_number_token"):
                 return "".join(rng.choice("0123456789abcdef") for _ in range(32))
             return f"{column.name[:2].upper()}-{rng.randint(100000, 999999)}"
+        if column.role == "direct" and column.match == "name_tokens":
+            return self.name_tokens()
         if column.role == "direct":
             return self.direct(column.name)
         if column.role == "consent":
@@ -119,6 +121,12 @@ class _Generator:
         if column.role == "quasi":
             return ""  # filled in by row(), after the event dates are known
         return self.attribute(column, event)
+
+    def name_tokens(self) -> str:
+        """A name as a trust's source tool writes it: tokens in the tool's form, of nobody's name."""
+        first, form, surname, part = ("".join(self.rng.choice("0123456789abcdef") for _ in range(32))
+                                      for _ in range(4))
+        return f"first_name={first};first_forms={form};surname={surname};surname_parts={part}"
 
     def direct(self, name: str) -> str:
         rng = self.rng
