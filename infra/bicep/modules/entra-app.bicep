@@ -32,7 +32,7 @@ var identifierUri = 'api://${tenant().tenantId}/${uniqueName}'
 var scopeName = 'user_impersonation'
 // Role and scope ids are derived, not random: a redeployment must keep them, or every assignment would be lost.
 var scopeId = guid(uniqueName, scopeName)
-// An assignment naming any other role fails the deployment here, before anything is assigned.
+// An assignment naming any other role fails the deployment here instead of assigning something else.
 var roleIds = {
   'Platform.Admin': guid(uniqueName, 'Platform.Admin')
   'DataProtection.Officer': guid(uniqueName, 'DataProtection.Officer')
@@ -43,17 +43,17 @@ var roles = [
   {
     value: 'Platform.Admin'
     displayName: 'Platform administrator'
-    description: 'Onboards partners, issues and revokes upload links, runs retention, reports and identity reviews.'
+    description: 'Onboards partners, issues and revokes upload links, runs retention, sets legal holds, links identities.'
   }
   {
     value: 'DataProtection.Officer'
     displayName: 'Data protection officer'
-    description: 'Handles people\'s rights requests, legal holds and research extracts.'
+    description: 'Handles people\'s rights requests, reviews identity links, creates research extracts.'
   }
   {
     value: 'Analyst'
     displayName: 'Analyst'
-    description: 'Reads anonymised reports.'
+    description: 'Runs and reads anonymised reports.'
   }
 ]
 
