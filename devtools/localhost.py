@@ -5,6 +5,8 @@ turning each request into a real `func.HttpRequest` and writing back the `func.H
 not checked (Core Tools does not check them locally either); roles are, through the same code as in Azure. With
 `--watch`, it also plays Event Grid (every new blob in a drop zone is delivered to the ingest function) and the
 queue trigger (queued rights work is carried out), so a rights request completes without another command.
+Against Azurite it also lets the upload page's origin upload from the browser (the CORS rule that the Bicep
+templates give the ingest account in Azure).
 
     python -m devtools.localhost --port 7071 --watch
 """
@@ -23,6 +25,10 @@ from urllib.parse import parse_qsl, urlsplit
 import azure.functions as func
 
 from devtools.eventgrid import indexed_functions
+from shared.platform.settings import Settings
+from shared.platform.storage import Storage
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost")
 
 
 @dataclass(frozen=True)
@@ -92,21 +98,35 @@ def serve(port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
     return server
 
 
+def allow_the_page_on_azurite(storage: Storage, port: int) -> list[str]:
+    """Let the upload page served on `port` upload to Azurite's drop zones, whichever local name the browser uses
+    (in Azure, the Bicep templates set this CORS rule). Only a local ingest account is touched; returns the
+    origins newly allowed."""
+    if urlsplit(storage.ingest_blobs.url).hostname not in LOCAL_HOSTS:
+        return []
+    return [origin for origin in (f"http://{host}:{port}" for host in LOCAL_HOSTS)
+            if storage.allow_upload_origin(origin)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=7071)
     parser.add_argument("--watch", action="store_true", help="deliver new drop-zone blobs to the ingest function")
+    parser.add_argument("--cors-only", action="store_true",
+                        help="only let the upload page on --port upload to Azurite (CORS), then exit: for `func start`")
     args = parser.parse_args()
+    storage = Storage.from_settings(Settings.from_env())
+    for origin in allow_the_page_on_azurite(storage, args.port):
+        print(f"Azurite's ingest account now accepts browser uploads from {origin} (CORS), for the upload page")
+    if args.cors_only:
+        return
     server = serve(args.port)
     print(f"serving the app's HTTP functions on http://127.0.0.1:{args.port}/api/ (Ctrl-C to stop)")
     try:
         if args.watch:
             from devtools.eventgrid import watch
             from devtools.queues import work
-            from shared.platform.settings import Settings
-            from shared.platform.storage import Storage
 
-            storage = Storage.from_settings(Settings.from_env())
             stop = threading.Event()
             threading.Thread(target=work, args=(storage, stop), daemon=True).start()  # rights work, as queued
             watch(storage, stop)

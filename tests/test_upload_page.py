@@ -10,7 +10,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from azure.storage.blob import CorsRule
 
 from devtools import localhost, synthetic
 from devtools.azurite import free_port
@@ -24,12 +23,13 @@ PARTNER = "family-support-charity"
 
 @pytest.fixture
 def site(app_env, storage):
-    """The app's HTTP functions on a local port, Azurite's CORS open to it, and Event Grid's part played."""
+    """The app's HTTP functions on a local port, Azurite's CORS open to it as `devtools.localhost` opens it (the
+    same rule as in Azure), and Event Grid's part played."""
     policy = app_env("leap")
     port = free_port()
     origin = f"http://127.0.0.1:{port}"
-    storage.ingest_admin().set_service_properties(cors=[CorsRule(
-        [origin], ["PUT", "OPTIONS"], allowed_headers=["*"], exposed_headers=["*"], max_age_in_seconds=60)])
+    storage.ingest_admin().set_service_properties(cors=[])
+    assert localhost.allow_the_page_on_azurite(storage, port), "the rule Azure gets from the templates"
     server = localhost.serve(port)
     stop = threading.Event()
     watcher = threading.Thread(target=watch, args=(storage, stop), daemon=True)

@@ -50,6 +50,12 @@ param uploadPageOrigins array = []
 @allowed([ 512, 2048, 4096 ])
 param instanceMemoryMB int = 2048
 
+@description('App roles to assign at deployment, as [{ principalId: \'<user or group object id>\', role: \'Platform.Admin\' | \'DataProtection.Officer\' | \'Analyst\' }]. Assignments can also be made later (docs/deploy.md, "Assign the roles").')
+param signInAssignments array = []
+
+@description('Object id of the deploying user or principal (azd passes AZURE_PRINCIPAL_ID): made an owner of the app registration, so they can assign its roles.')
+param signInOwnerId string = ''
+
 var privateNetworking = !allowPublicNetworkAccess
 var tags = { 'azd-env-name': environmentName, workload: 'family-data-platform' }
 var token = toLower(uniqueString(subscription().id, environmentName, location))
@@ -65,6 +71,7 @@ var abbreviations = {
   app: 'func-fdp-${token}'
   topic: 'evgt-fdp-${token}'
   network: 'vnet-fdp-${token}'
+  signIn: 'fdp-signin-${token}'
 }
 
 resource group 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -143,6 +150,21 @@ module network 'modules/network.bicep' = if (privateNetworking) {
   }
 }
 
+// Sign-in: the Entra ID app registration with the three app roles; the function app turns on App Service
+// authentication with it.
+module signIn 'modules/entra-app.bicep' = {
+  name: 'sign-in'
+  scope: group
+  params: {
+    uniqueName: abbreviations.signIn
+    displayName: 'Family Data Platform (${environmentName})'
+    appHostName: '${abbreviations.app}.azurewebsites.net'
+    identityPrincipalId: identity.outputs.principalId
+    assignments: signInAssignments
+    ownerId: signInOwnerId
+  }
+}
+
 module functionApp 'modules/functionapp.bicep' = {
   name: 'function-app'
   scope: group
@@ -161,6 +183,9 @@ module functionApp 'modules/functionapp.bicep' = {
     policyFile: policyFile
     instanceMemoryMB: instanceMemoryMB
     subnetId: privateNetworking ? network.outputs.appSubnetId : ''
+    signInClientId: signIn.outputs.clientId
+    signInIssuer: signIn.outputs.issuer
+    signInIdentifierUri: signIn.outputs.identifierUri
   }
 }
 
@@ -194,3 +219,6 @@ output INGEST_STORAGE_NAME string = ingest.outputs.name
 output PLATFORM_STORAGE_NAME string = platform.outputs.name
 output KEY_VAULT_NAME string = vault.outputs.name
 output AUDIT_KEY_NAME string = vault.outputs.auditKeyName
+output AUTH_CLIENT_ID string = signIn.outputs.clientId
+output AUTH_SCOPE string = signIn.outputs.scope
+output AUTH_SERVICE_PRINCIPAL_ID string = signIn.outputs.servicePrincipalId

@@ -19,6 +19,7 @@ from azure.storage.blob import (
     BlobSasPermissions,
     BlobServiceClient,
     ContainerClient,
+    CorsRule,
     generate_blob_sas,
 )
 from azure.storage.queue import QueueClient, QueueServiceClient
@@ -78,6 +79,16 @@ def _is_connection_string(value: str) -> bool:
     return "=" in value
 
 
+# The CORS rule that lets the partner upload page put blocks into drop zones from the browser. In Azure,
+# infra/bicep/modules/storage-ingest.bicep declares the same rule (tests/infra checks they agree); locally,
+# `python -m devtools.localhost` sets it on Azurite for the page's origin.
+UPLOAD_CORS_METHODS = ("PUT", "OPTIONS")
+UPLOAD_CORS_HEADERS = ("content-type", "x-ms-blob-type", "x-ms-blob-content-type", "x-ms-version", "x-ms-date",
+                       "x-ms-client-request-id")
+UPLOAD_CORS_EXPOSED = ("x-ms-request-id", "etag")
+UPLOAD_CORS_MAX_AGE = 3600
+
+
 def _blob_service(value: str) -> BlobServiceClient:
     if _is_connection_string(value):
         return BlobServiceClient.from_connection_string(value)
@@ -127,6 +138,24 @@ class Storage:
             raise RuntimeError("no ingest account key is configured")
         credential = {"account_name": self.ingest_account_name, "account_key": self.ingest_account_key()}
         return BlobServiceClient(self.ingest_blobs.url, credential=credential)
+
+    def allow_upload_origin(self, origin: str) -> bool:
+        """Let the upload page served from `origin` upload to drop zones from the browser: the origin joins the
+        ingest account's upload CORS rule (created if missing); other rules are kept. False if already allowed."""
+        service = self.ingest_admin()
+        rules = service.get_service_properties()["cors"]
+        if any(origin in rule.allowed_origins.split(",") for rule in rules):
+            return False
+        upload = CorsRule([origin], list(UPLOAD_CORS_METHODS), allowed_headers=list(UPLOAD_CORS_HEADERS),
+                          exposed_headers=list(UPLOAD_CORS_EXPOSED), max_age_in_seconds=UPLOAD_CORS_MAX_AGE)
+        existing = next((rule for rule in rules if (rule.allowed_methods, rule.allowed_headers) ==
+                         (upload.allowed_methods, upload.allowed_headers)), None)
+        if existing is None:
+            rules.append(upload)
+        else:
+            existing.allowed_origins += f",{origin}"
+        service.set_service_properties(cors=rules)
+        return True
 
     def provision(self) -> None:
         """Create the platform's containers and tables; safe to run again."""

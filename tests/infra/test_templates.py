@@ -13,7 +13,18 @@ import pytest
 
 from shared.platform.storage import AUDIT_CHECKPOINTS
 from shared.policy.loader import EU_REGIONS, UK_REGIONS, load_policy
-from tests.infra.bicep import BICEP, ROOT, all_nodes, bicep_files, error_nodes, parse, resource, resources, value
+from tests.infra.bicep import (
+    BICEP,
+    ROOT,
+    all_nodes,
+    bicep_files,
+    error_nodes,
+    parse,
+    readable_copy,
+    resource,
+    resources,
+    value,
+)
 
 MODULES = BICEP / "modules"
 CHECKOV = ROOT / ".venv-infra" / "bin" / "checkov"
@@ -27,10 +38,11 @@ def test_every_bicep_file_parses_without_errors(path):
 
 
 @pytest.fixture(scope="module")
-def checkov_report() -> dict:
+def checkov_report(tmp_path_factory) -> dict:
     if not CHECKOV.exists():
         pytest.fail("checkov is not installed: `make install` creates .venv-infra from requirements-infra.txt")
-    result = subprocess.run([str(CHECKOV), "-d", str(BICEP), "--framework", "bicep", "--skip-download",
+    templates = readable_copy(tmp_path_factory.mktemp("checkov") / "bicep")
+    result = subprocess.run([str(CHECKOV), "-d", str(templates), "--framework", "bicep", "--skip-download",
                              "--output", "json"], capture_output=True, text=True, cwd=ROOT, timeout=600)
     report = json.loads(result.stdout)
     return report[0] if isinstance(report, list) else report

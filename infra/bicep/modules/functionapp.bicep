@@ -19,6 +19,24 @@ param instanceMemoryMB int = 2048
 param maximumInstanceCount int = 40
 param policyFile string
 param subnetId string = ''
+@description('Client id of the Entra ID app registration callers sign in to (entra-app.bicep).')
+param signInClientId string
+@description('Its tenant\'s token issuer.')
+param signInIssuer string
+@description('Its application ID URI, accepted as a token audience besides the client id.')
+param signInIdentifierUri string
+
+// The paths App Service authentication leaves open: the partner upload page, its assets and receipt lookups
+// (partners are not in our directory and prove themselves with their upload link alone) and Event Grid's deliveries
+// to the ingest function (they carry the webhook's system key). tests/infra checks that these are exactly the
+// anonymous HTTP functions.
+var anonymousPaths = [
+  '/api/upload'
+  '/api/upload/*'
+  '/runtime/webhooks/eventgrid'
+]
+// The Azure CLI's client id: the runbook (docs/deploy.md) gets its tokens with it.
+var azureCliAppId = '04b07795-8ddb-461a-bbee-02f9e1bf7b46'
 
 var platformBlob = 'https://${platformStorageName}.blob.${environment().suffixes.storage}'
 
@@ -80,6 +98,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
       AZURE_CLIENT_ID: identityClientId
+      // App Service authentication proves itself to Entra ID as this identity (a federated credential, no secret).
+      OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID: identityClientId
       FDP_POLICY_PATH: policyFile
       FDP_INGEST_STORAGE: ingestStorageName
       FDP_PLATFORM_STORAGE: platformStorageName
@@ -91,6 +111,48 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       FDP_IDENTITY_SCHEDULE: '0 */15 * * * *'
       // Standing reports are refreshed after it: 03:30 UTC every day.
       FDP_REPORTS_SCHEDULE: '0 30 3 * * *'
+    }
+  }
+
+  // App Service authentication: every call needs an Entra ID token for the platform's registration (401 without
+  // one), and the platform passes its claims on as `x-ms-client-principal` with WEBSITE_AUTH_ENABLED=True, which is
+  // what makes shared/platform/auth.py trust that header and read the caller's app roles from it. Function keys
+  // are still required on every admin function on top of this.
+  resource authSettings 'config' = {
+    name: 'authsettingsV2'
+    properties: {
+      platform: { enabled: true }
+      globalValidation: {
+        requireAuthentication: true
+        unauthenticatedClientAction: 'Return401'
+        excludedPaths: anonymousPaths
+      }
+      httpSettings: {
+        requireHttps: true
+        routes: { apiPrefix: '/.auth' }
+        forwardProxy: { convention: 'NoProxy' }
+      }
+      identityProviders: {
+        azureActiveDirectory: {
+          enabled: true
+          registration: {
+            clientId: signInClientId
+            openIdIssuer: signInIssuer
+            // Not a secret: the app setting naming the identity the registration's federated credential trusts.
+            clientSecretSettingName: 'OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID'
+          }
+          validation: {
+            allowedAudiences: [ signInClientId, signInIdentifierUri ]
+            defaultAuthorizationPolicy: { allowedApplications: [ signInClientId, azureCliAppId ] }
+          }
+        }
+      }
+      login: {
+        // Nothing in the app calls another API as the user, so no one's tokens are kept (and Flex Consumption
+        // has no shared file system to keep them in).
+        tokenStore: { enabled: false }
+        preserveUrlFragmentsForLogins: false
+      }
     }
   }
 
