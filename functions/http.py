@@ -41,13 +41,14 @@ def json_body(req: func.HttpRequest) -> dict[str, Any]:
 
 def admin_call(req: func.HttpRequest, role: str, action: str,
                work: Callable[[Caller], tuple[int, Any]]) -> func.HttpResponse:
-    """Authorise the caller for `role`, do the work, and append the call (who, what, outcome) to the audit log."""
+    """Authorise the caller for `role`, do the work, and append the call (who, what, outcome) to the audit log.
+    `work` answers (status, a JSON-able body), or (status, an HttpResponse) for anything other than JSON."""
     caller_id, status = "unauthenticated", 500
     try:
         caller = identify(req.headers, os.environ)
         caller_id = caller.id if caller else caller_id
         status, body = work(require(caller, role))
-        return json_response(body, status)
+        return body if isinstance(body, func.HttpResponse) else json_response(body, status)
     except Problem as problem:
         status = problem.status
         return problem_response(problem)

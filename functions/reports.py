@@ -6,8 +6,8 @@ import logging
 
 import azure.functions as func
 
-from functions.http import admin_call
-from shared.platform.auth import ANALYST, DATA_PROTECTION_OFFICER, Problem
+from functions.http import NO_STORE, admin_call, json_body
+from shared.platform.auth import ANALYST, DATA_PROTECTION_OFFICER, RESEARCH_RECIPIENT, Problem
 from shared.runtime import extract_service, report_service
 
 bp = func.Blueprint()
@@ -35,8 +35,29 @@ def latest(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("extract_create")
 @bp.route(route="extracts/{name}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def extract(req: func.HttpRequest) -> func.HttpResponse:
+    """Record the recipient's agreement (body: recipient_principal, agreed_at) and build the extract."""
     return admin_call(req, DATA_PROTECTION_OFFICER, "extract.create", lambda caller: (
-        201, extract_service().build(req.route_params["name"], caller.id)))
+        201, extract_service().build(req.route_params["name"], caller.id, json_body(req))))
+
+
+@bp.function_name("extract_record")
+@bp.route(route="extracts/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def extract_record(req: func.HttpRequest) -> func.HttpResponse:
+    """An extract's agreement, manifest and (once destroyed) destruction certificate."""
+    return admin_call(req, DATA_PROTECTION_OFFICER, "extract.read", lambda caller: (
+        200, extract_service().record(req.route_params["id"])))
+
+
+@bp.function_name("extract_download")
+@bp.route(route="extracts/{id}/download", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def extract_download(req: func.HttpRequest) -> func.HttpResponse:
+    """The CSV, for the recipient principal its agreement names; every download is audited with their id."""
+    def work(caller):
+        extract_id = req.route_params["id"]
+        content = extract_service().download(extract_id, caller)
+        return 200, func.HttpResponse(content, status_code=200, mimetype="text/csv", headers={
+            **NO_STORE, "Content-Disposition": f'attachment; filename="{extract_id}.csv"'})
+    return admin_call(req, RESEARCH_RECIPIENT, "extract.download", work)
 
 
 @bp.function_name("reports_timer")

@@ -124,7 +124,8 @@ def http_api(monkeypatch):
         response = dispatch(routes, method, f"http://localhost/api/{path}", headers or {},
                             json.dumps(body).encode() if body is not None else b"")
         text = response.get_body().decode()
-        return response.status_code, (json.loads(text) if text else None), response
+        is_json = response.mimetype in ("application/json", "application/problem+json")
+        return response.status_code, (json.loads(text) if text and is_json else None), response
 
     return call
 

@@ -117,3 +117,28 @@ def test_check_policy_command(capsys, tmp_path):
     assert cli.main(["check-policy", str(POLICIES["leap"])]) == 0
     assert "drop-family-support-charity/sessions/" in capsys.readouterr().out
     assert cli.main(["check-policy", str(write(tmp_path, BROKEN))]) == 1
+
+
+def test_extract_privacy_keys_are_checked(tmp_path):
+    """sensitive must name an agreed column that is not a quasi-identifier; l needs sensitive and may not exceed
+    k; the suppression budget is a percentage up to 10."""
+    text = POLICIES["thriving-families"].read_text()
+    assert "sensitive: [social_care_status]" in text and "max_suppressed_percent: 2" in text
+    broken = (text.replace("sensitive: [social_care_status]", "sensitive: [gender, religion]")
+              .replace("l: 2", "l: 6").replace("max_suppressed_percent: 2", "max_suppressed_percent: 50"))
+    with pytest.raises(PolicyError) as caught:
+        load_policy(write(tmp_path, broken))
+    issues = {(issue.path, issue.problem): issue for issue in caught.value.issues}
+    path = "extracts[0]"
+    assert issues[(f"{path}.sensitive", "'gender' is not one of the extract's columns that is not a "
+                                        "quasi-identifier")].allowed == "goals_achieved, goals_set, social_care_status"
+    assert (f"{path}.sensitive", "'religion' is not one of the extract's columns that is not a quasi-identifier") \
+        in issues
+    assert (f"{path}.l", "must be a whole number from 2 to 5") in issues
+    assert (f"{path}.max_suppressed_percent", "must be a percentage from 0 to 10") in issues
+    without = text.replace("    sensitive: [social_care_status]\n", "")
+    with pytest.raises(PolicyError, match=r"extracts\[0\]\.l: l-diversity needs the sensitive attributes"):
+        load_policy(write(tmp_path, without))
+    extract = load_policy(POLICIES["thriving-families"]).extracts["national-evaluation"]
+    assert (extract.sensitive, extract.l, extract.max_suppressed_percent) == (("social_care_status",), 2, 2.0)
+    assert "family support services" in extract.purpose

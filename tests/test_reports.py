@@ -7,7 +7,6 @@ import io
 import json
 import random
 import urllib.request
-from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -16,7 +15,8 @@ import pytest
 from devtools import synthetic
 from shared.identity.register import RESTRICTED, SuppressionRegister
 from shared.ingest.curated import SUBJECT_ID
-from shared.platform.storage import EXPORTS, REGISTER, REPORTS
+from shared.platform.audit import AuditLog
+from shared.platform.storage import AUDIT, EXPORTS, REGISTER, REPORTS
 from shared.policy.loader import load_policy
 from shared.retention.purge import RetentionService
 from tests.conftest import POLICIES
@@ -145,45 +145,115 @@ def families(app_env, storage, tmp_path: Path, monkeypatch):
     return http_api(monkeypatch), path
 
 
-def test_extracts_use_recipient_pseudonyms_and_meet_their_k(families, storage):
+IFF = principal("iff-analyst-object-id", "Research.Recipient")
+AGREEMENT = {"recipient_principal": "iff-analyst-object-id", "agreed_at": "2026-11-02"}
+
+
+def fetch(api, extract_id: str, caller: dict) -> str:
+    """Download an extract's CSV as its recipient."""
+    status, problem, response = api("GET", f"extracts/{extract_id}/download", caller)
+    assert status == 200 and response.mimetype == "text/csv", problem
+    return response.get_body().decode()
+
+
+def groups(rows: list[list[str]], quasi: tuple[str, ...], column: str) -> dict[tuple, set[str]]:
+    """Published combination of quasi-identifiers -> the values of `column` among its rows."""
+    positions = [rows[0].index(q) for q in quasi]
+    found: dict[tuple, set[str]] = {}
+    for row in rows[1:]:
+        found.setdefault(tuple(row[p] for p in positions), set()).add(row[rows[0].index(column)])
+    return found
+
+
+def test_extracts_use_recipient_pseudonyms_and_meet_k_and_l_over_people(families, storage):
     api, path = families
-    status, first, _ = api("POST", "extracts/national-evaluation", DPO)
-    assert status == 201 and first["k"] == 5
-    status, second, _ = api("POST", "extracts/second-study", DPO)
-    one = csv_rows(read(first["link"]).decode())
-    two = csv_rows(read(second["link"]).decode())
+    status, first, _ = api("POST", "extracts/national-evaluation", DPO, AGREEMENT)
+    assert status == 201 and first["k"]["required"] == 5 and first["l"]["required"] == 2
+    status, second, _ = api("POST", "extracts/second-study", DPO, {**AGREEMENT, "recipient_principal": "uni-oid"})
+    one = csv_rows(fetch(api, first["extract_id"], IFF))
+    two = csv_rows(fetch(api, second["extract_id"], principal("uni-oid", "Research.Recipient")))
     ours = {row[SUBJECT_ID] for row in curated_rows(storage)}
     ids_one, ids_two = {r[0] for r in one[1:]}, {r[0] for r in two[1:]}
     assert ids_one and ids_two and not ids_one & ids_two and not (ids_one | ids_two) & ours
     assert one[0] == ["research_id", *load_policy(path).extracts["national-evaluation"].columns]
-    for rows, spec in ((one, "national-evaluation"), (two, "second-study")):
-        extract = load_policy(path).extracts[spec]
-        positions = [rows[0].index(q) for q in extract.quasi_identifiers]
-        classes = Counter(tuple(row[p] for p in positions) for row in rows[1:])
-        assert min(classes.values()) >= extract.k
-    assert first["rows"] + first["rows_suppressed"] == 300
-    assert api("POST", "extracts/national-evaluation", ANALYST)[0] == 403
+    for rows, name in ((one, "national-evaluation"), (two, "second-study")):
+        spec = load_policy(path).extracts[name]
+        people = groups(rows, spec.quasi_identifiers, "research_id")
+        assert min(len(p) for p in people.values()) >= spec.k, "every combination holds k distinct people"
+        for column in spec.sensitive:
+            assert min(len(s) for s in groups(rows, spec.quasi_identifiers, column).values()) >= spec.l
+    assert first["rows"] + first["suppressed"]["rows"] == 300 and first["rows"] == len(one) - 1
+    assert first["suppressed"]["people"] <= 300 * 0.02, "within the policy's 2% budget"
+    assert api("POST", "extracts/national-evaluation", ANALYST, AGREEMENT)[0] == 403
 
 
-def test_an_extract_is_destroyed_by_the_retention_run_after_its_expiry(families, storage):
+def test_the_manifest_reports_levels_loss_and_risk_and_says_why_nothing_finer(families, storage):
+    """Thriving Families' extract keeps postcode districts and birth months, or its manifest says, with figures,
+    why not: what one level finer would have cost in people suppressed, against the budget."""
+    api, _ = families
+    status, made, _ = api("POST", "extracts/national-evaluation", DPO, AGREEMENT)
+    assert status == 201
+    stored = json.loads(storage.platform_blob(EXPORTS, f"extracts/{made['extract_id']}/manifest.json")
+                        .download_blob().readall())
+    assert stored["sha256"] == made["sha256"] and stored["generalisation"] == made["generalisation"]
+    levels = made["generalisation"]
+    assert set(levels) == {"postcode_district", "date_of_birth_month", "gender", "ethnicity"}
+    reasons = {reason["column"]: reason for reason in made["why_not_finer"]}
+    for column in ("postcode_district", "date_of_birth_month"):
+        if levels[column] not in ("district", "month"):
+            reason = reasons[column]
+            assert not reason["within_budget"] or reason["information_loss"] >= made["information_loss"]["overall"]
+            assert reason["people_suppressed"] > reason["budget_people"] or reason["within_budget"]
+    assert 0 < made["information_loss"]["overall"] <= 1
+    assert set(made["information_loss"]["by_column"]) == set(levels)
+    assert made["risk"]["max"] <= 1 / 5 and 0 < made["risk"]["mean"] <= made["risk"]["max"]
+    assert made["search"]["checked"] + made["search"]["skipped_by_loss_bound"] <= made["search"]["nodes"]
+
+
+def test_only_the_agreed_recipient_downloads_and_every_download_is_audited(families, storage):
+    api, _ = families
+    status, problem, _ = api("POST", "extracts/national-evaluation", DPO, {"agreed_at": "2026-11-02"})
+    assert status == 400 and problem["rule"] == "agreement.recipient_principal"
+    status, problem, _ = api("POST", "extracts/national-evaluation", DPO, {**AGREEMENT, "agreed_at": "2999-01-01"})
+    assert status == 400 and problem["rule"] == "agreement.agreed_at" and "2999" not in problem["detail"]
+    _, made, _ = api("POST", "extracts/national-evaluation", DPO, AGREEMENT)
+    agreement = made["agreement"]
+    assert (agreement["recipient"], agreement["recipient_principal"], agreement["agreed_at"]) == (
+        "iff-research", "iff-analyst-object-id", "2026-11-02")
+    assert agreement["columns"][0] == "research_id" and agreement["expires"] == "2027-03-31" and agreement["purpose"]
+    someone_else = principal("another-researcher", "Research.Recipient")
+    assert api("GET", f"extracts/{made['extract_id']}/download", someone_else)[0] == 403
+    assert api("GET", f"extracts/{made['extract_id']}/download", DPO)[0] == 403
+    assert api("GET", "extracts/no-such-extract/download", IFF)[0] == 404
+    fetch(api, made["extract_id"], IFF)
+    fetch(api, made["extract_id"], IFF)
+    entries = AuditLog(storage.table(AUDIT)).entries()
+    downloads = [e for e in entries if e.action == "extract.downloaded"]
+    expected = ("iff-analyst-object-id", made["extract_id"])
+    assert [(e.actor, e.details["extract_id"]) for e in downloads] == [expected, expected]
+    assert all(e.details["sha256"] == made["sha256"] for e in downloads)
+    refused = [e for e in entries if e.action == "admin.extract.download" and e.details["status"] == 403]
+    assert {e.actor for e in refused} == {"another-researcher", "dpo-object-id"}
+    recorded = [e for e in entries if e.action == "extract.agreement"]
+    assert recorded[-1].details["recipient_principal"] == "iff-analyst-object-id"
+    assert api("GET", f"extracts/{made['extract_id']}", DPO)[1]["agreement"] == agreement
+
+
+def test_an_extract_is_destroyed_after_its_expiry_and_the_destruction_certified(families, storage):
     api, path = families
-    api("POST", "extracts/second-study", DPO)
+    _, made, _ = api("POST", "extracts/second-study", DPO, {**AGREEMENT, "recipient_principal": "uni-oid"})
     assert [b.name for b in storage.platform_container(EXPORTS).list_blobs()]
-    day = date(2030, 1, 2)
     record = RetentionService(load_policy(path), storage, person_index(storage),
-                              clock=lambda: datetime(2030, 1, 2, tzinfo=UTC)).run(day)
-    assert record["summary"]["exports_destroyed"] == 1
+                              clock=lambda: datetime(2030, 1, 2, tzinfo=UTC)).run(date(2030, 1, 2))
+    assert record["summary"]["exports_destroyed"] == 2  # extract.csv and manifest.json
     assert list(storage.platform_container(EXPORTS).list_blobs()) == []
-
-
-def test_k_counts_people_not_rows():
-    """One person sent in six monthly files, with a postcode nobody else has, is one person: not published alone."""
-    from shared.publishing.extracts import RECIPIENT_ID, k_anonymise
-
-    alone = [{RECIPIENT_ID: "only-one", "postcode_district": "ZZ9", "score": month} for month in range(6)]
-    others = [{RECIPIENT_ID: f"p{n}", "postcode_district": "SW9", "score": n} for n in range(5)]
-    kept, _, _ = k_anonymise(alone + others, ("postcode_district",), k=5)
-    groups: dict = {}
-    for row in kept:
-        groups.setdefault(row["postcode_district"], set()).add(row[RECIPIENT_ID])
-    assert all(len(people) >= 5 for people in groups.values()), "every published combination holds 5 people"
+    status, kept, _ = api("GET", f"extracts/{made['extract_id']}", DPO)
+    certificate = kept["destruction"]
+    assert status == 200 and certificate["destroyed_by"] == "retention run retention-2030-01-02"
+    files = {f["file"]: f for f in certificate["files"]}
+    assert files[f"exports/extracts/{made['extract_id']}/extract.csv"]["sha256"] == made["sha256"]
+    assert certificate["expires"] == "2030-01-01" and kept["manifest"]["sha256"] == made["sha256"]
+    uni = principal("uni-oid", "Research.Recipient")
+    assert api("GET", f"extracts/{made['extract_id']}/download", uni)[0] == 410
+    assert [e.details["extract_id"] for e in AuditLog(storage.table(AUDIT)).entries()
+            if e.action == "extract.destroyed"] == [made["extract_id"]]

@@ -20,7 +20,9 @@ from shared.platform.settings import ConfigurationError, running_in_azure
 PLATFORM_ADMIN = "Platform.Admin"
 DATA_PROTECTION_OFFICER = "DataProtection.Officer"
 ANALYST = "Analyst"
-ROLES = (PLATFORM_ADMIN, DATA_PROTECTION_OFFICER, ANALYST)
+RESEARCH_RECIPIENT = "Research.Recipient"
+"""A research recipient's staff member: downloads the extracts whose agreement names them, nothing else."""
+ROLES = (PLATFORM_ADMIN, DATA_PROTECTION_OFFICER, ANALYST, RESEARCH_RECIPIENT)
 LOCAL_MODE = "trust-principal-header"
 _ROLE_CLAIMS = ("roles", "http://schemas.microsoft.com/ws/2008/06/identity/claims/role")
 _ID_CLAIMS = ("http://schemas.microsoft.com/identity/claims/objectidentifier", "oid")

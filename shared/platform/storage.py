@@ -32,6 +32,9 @@ REPORTS = "reports"
 EXPORTS = "exports"
 LINKAGE = "linkage"
 """The restricted linkage store: match keys and the person index, never read by reports or extracts."""
+EXTRACT_PACKAGES = "extracts"
+"""Research extracts: each package at exports/extracts/<id>/, its agreement, manifest and destruction certificate
+kept at reports/extracts/<id>/ after the package is destroyed."""
 AUDIT_CHECKPOINTS = "audit-checkpoints"
 """Signed audit checkpoints: each written once, never overwritten (in Azure an immutability policy holds them)."""
 PLATFORM_CONTAINERS = (CURATED, RECEIPTS, REPORTS, EXPORTS, LINKAGE, AUDIT_CHECKPOINTS)

@@ -146,6 +146,13 @@ class ExtractSpec:
     quasi_identifiers: tuple[str, ...]
     k: int
     expires: date
+    purpose: str = ""
+    """What the recipient agreed to use the extract for: recorded with every agreement."""
+    sensitive: tuple[str, ...] = ()
+    """Sensitive attributes: every published group shows at least `l` distinct values of each."""
+    l: int = 1  # noqa: E741 - the l of l-diversity
+    max_suppressed_percent: float = 0.0
+    """The most people whose rows may be suppressed, as a share of everyone in the extract."""
 
 
 @dataclass(frozen=True)
@@ -188,6 +195,7 @@ def _keys(node: Any) -> tuple[str, ...]:
 
 
 EXTRACT_KEYS = ("name", "recipient", "datasets", "columns", "quasi_identifiers", "k", "expires")
+EXTRACT_OPTIONAL_KEYS = ("purpose", "sensitive", "l", "max_suppressed_percent")
 
 
 def _stored_columns(partners: dict[str, Partner]) -> dict[str, set[str]]:
@@ -377,7 +385,7 @@ class _Checker:
         return Rule(kind, self.integer(node, "threshold", path, 10, 2, 100))
 
     def extract(self, node: dict, path: str, stored: dict[str, set[str]]) -> ExtractSpec | None:
-        self.mapping(node, path, (*EXTRACT_KEYS, "note"), EXTRACT_KEYS)
+        self.mapping(node, path, (*EXTRACT_KEYS, *EXTRACT_OPTIONAL_KEYS, "note"), EXTRACT_KEYS)
         datasets = self.names(node, "datasets", path, set(stored), "a dataset of the policy")
         columns = set().union(*(stored.get(d, set()) for d in datasets)) if datasets else set()
         chosen = self.names(node, "columns", path, columns, "a stored column of the extract's datasets")
@@ -385,8 +393,24 @@ class _Checker:
         expires = self.day(node, "expires", path)
         if expires is None:
             self.fail(f"{path}.expires", "an extract needs the date it is destroyed", "YYYY-MM-DD")
+        k = self.integer(node, "k", path, 5, low=2, high=1000)
+        sensitive = self.names(node, "sensitive", path, set(chosen) - set(quasi),
+                               "one of the extract's columns that is not a quasi-identifier")
+        l_default = 2 if sensitive else 1
+        diversity = self.integer(node, "l", path, l_default, low=l_default, high=max(k, l_default))
+        if "l" in node and not sensitive:
+            self.fail(f"{path}.l", "l-diversity needs the sensitive attributes it applies to", "sensitive: [column]")
         return ExtractSpec(self.text(node, "name", path), self.text(node, "recipient", path), datasets, chosen,
-                           quasi, self.integer(node, "k", path, 5, low=2, high=1000), expires or date.max)
+                           quasi, k, expires or date.max, purpose=self.text(node, "purpose", path, ""),
+                           sensitive=sensitive, l=diversity,
+                           max_suppressed_percent=self.percent(node, "max_suppressed_percent", path, 0.0, 10.0))
+
+    def percent(self, node: dict, key: str, path: str, default: float, high: float) -> float:
+        value = node.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= high:
+            self.fail(f"{path}.{key}", f"must be a percentage from 0 to {high:g}")
+            return default
+        return float(value)
 
     def programme(self, node: Any, path: str) -> Programme:
         node = self.mapping(node, path, ("name", "controller", "data_residency", "region", "programme_end",

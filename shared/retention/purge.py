@@ -21,6 +21,7 @@ its new row count, so plans and previews read true counts without opening files.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -36,7 +37,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from shared.identity.index import PersonIndex, record_id
 from shared.ingest import curated
 from shared.platform.audit import AuditLog
-from shared.platform.storage import AUDIT, CURATED, EXPORTS, HOLDS, REPORTS, Storage
+from shared.platform.storage import AUDIT, CURATED, EXPORTS, EXTRACT_PACKAGES, HOLDS, REPORTS, Storage
 from shared.policy.loader import Dataset, Policy
 from shared.policy.retention_rules import describe, due, fingerprint, purge_month
 from shared.retention.holds import ActiveHolds, HoldRegister
@@ -152,8 +153,7 @@ class RetentionService:
             if unsaved >= SAVE_EVERY:
                 record_blob.upload_blob(json.dumps(record, indent=2), overwrite=True)
                 unsaved = 0
-        for name in record["exports"]:
-            self._delete(EXPORTS, name)
+        self._destroy_exports(record["exports"], record["run"])
         record.update(status="completed", completed_at=self.clock().isoformat(), summary=self._summary(record))
         record_blob.upload_blob(json.dumps(record, indent=2), overwrite=True)
         self.audit.append("retention.run", {"run": record["run"], **record["summary"]}, key=record["run"])
@@ -315,6 +315,48 @@ class RetentionService:
     def _delete(self, container: str, name: str) -> None:
         with contextlib.suppress(ResourceNotFoundError):
             self.storage.platform_blob(container, name).delete_blob()
+
+    def _destroy_exports(self, names: list[str], run: str) -> None:
+        """Delete expired exports. A research extract's package is certified first: which files, the SHA-256
+        and size of each as destroyed, when and by which run, in reports/extracts/<id>/destruction.json, which
+        outlives the data. A run resumed after deleting finds the certificate already written and keeps it."""
+        packages: dict[str, list[str]] = {}
+        for name in names:
+            folder, _, rest = name.partition("/")
+            extract_id = rest.partition("/")[0] if folder == EXTRACT_PACKAGES and "/" in rest else ""
+            packages.setdefault(extract_id, []).append(name)
+        for extract_id, files in packages.items():
+            if extract_id:
+                self._certify_destruction(extract_id, files, run)
+            for name in files:
+                self._delete(EXPORTS, name)
+
+    def _certify_destruction(self, extract_id: str, files: list[str], run: str) -> None:
+        certificate_blob = self.storage.platform_blob(REPORTS, f"{EXTRACT_PACKAGES}/{extract_id}/destruction.json")
+        if certificate_blob.exists():
+            return
+        destroyed: list[dict[str, Any]] = []
+        metadata: dict[str, str] = {}
+        for name in files:
+            try:
+                downloader = self.storage.platform_blob(EXPORTS, name).download_blob()
+            except ResourceNotFoundError:
+                destroyed.append({"file": f"{EXPORTS}/{name}", "sha256": None, "bytes": None})
+                continue
+            content = downloader.readall()
+            metadata = dict(downloader.properties.metadata or {})
+            destroyed.append({"file": f"{EXPORTS}/{name}", "sha256": hashlib.sha256(content).hexdigest(),
+                              "bytes": len(content)})
+        certificate = {"extract_id": extract_id, "recipient": metadata.get("recipient"),
+                       "expires": metadata.get("expires"), "destroyed_at": self.clock().isoformat(),
+                       "destroyed_by": f"retention run {run}", "files": destroyed,
+                       "method": "deleted from the platform account's exports container, which keeps no soft-deleted "
+                                 "copies or versions (infra/bicep/modules/storage-platform.bicep)"}
+        with contextlib.suppress(ResourceExistsError):
+            certificate_blob.upload_blob(json.dumps(certificate, indent=2), overwrite=False)
+        self.audit.append("extract.destroyed", {"extract_id": extract_id, "run": run, "files": len(destroyed),
+                                                "sha256": [f["sha256"] for f in destroyed]},
+                          key=f"extract.destroyed:{extract_id}")
 
     def _expired_exports(self, on: date) -> list[str]:
         expired = []
