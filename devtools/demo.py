@@ -10,7 +10,10 @@
    delivers it to the ingest function;
 5. prints each receipt, the ledger, where the curated data is, and the audit chain's verification;
 6. links the records into people (the person index) and publishes the standing reports, among them LEAP's
-   service-combination impact table.
+   service-combination impact table;
+7. on a second, in-memory Azurite: ingests Thriving Families' synthetic families and builds the research extract
+   for IFF Research under a recorded agreement, printing its manifest: the levels chosen, what was suppressed,
+   the information lost and the re-identification risk (docs/extracts.md).
 
     python -m devtools.demo          # run the demo
     python -m devtools.demo --stop   # stop the Azurite it left running
@@ -25,6 +28,7 @@ import json
 import os
 import signal
 import sys
+from datetime import date
 
 from azure.core.exceptions import ResourceExistsError
 
@@ -39,6 +43,9 @@ from shared.policy.loader import load_policy
 ROOT = azurite.ROOT
 STATE = ROOT / ".azurite"
 POLICY = ROOT / "policies" / "leap.yaml"
+FAMILIES_POLICY = ROOT / "policies" / "thriving-families.yaml"
+FAMILIES = 4000
+"""People in the Thriving Families extract demo: a few thousand families' children, as one city's service sees."""
 DEFAULT_PORTS = (10000, 10001, 10002)
 
 
@@ -168,6 +175,52 @@ def show_reports() -> None:
             print("    " + csv_text.strip().replace("\n", "\n    "))
 
 
+def show_extract() -> None:
+    """Thriving Families' research extract, on an Azurite of its own (LEAP's demo data stays as it was)."""
+    from shared.runtime import extract_service, identity_service
+
+    print(f"\nThriving Families' research extract for IFF Research ({FAMILIES:,} synthetic people, on a second, "
+          "in-memory Azurite):")
+    server = azurite.start(in_memory=True)
+    saved = {name: os.environ.get(name) for name in ("FDP_POLICY_PATH", "FDP_INGEST_STORAGE", "FDP_PLATFORM_STORAGE")}
+    try:
+        os.environ.update({"FDP_POLICY_PATH": str(FAMILIES_POLICY), "FDP_INGEST_STORAGE": server.connection_string,
+                           "FDP_PLATFORM_STORAGE": server.connection_string})
+        runtime.reset()
+        storage = Storage.from_settings(Settings.from_env())
+        storage.provision()
+        policy = load_policy(FAMILIES_POLICY)
+        drop(storage, synthetic.generate(policy, "thriving-families-team", "family-support", rows=FAMILIES, seed=15))
+        for event in waiting_uploads(storage):
+            deliver_in_process(event)
+        identity_service().link("demo")
+        made = extract_service().build("national-evaluation", "demo-dpo", {
+            "recipient_principal": "iff-research-analyst", "agreed_at": date.today().isoformat()})
+        show_manifest(made)
+    finally:
+        server.stop()
+        os.environ.update({name: value for name, value in saved.items() if value is not None})
+        runtime.reset()
+
+
+def show_manifest(made: dict) -> None:
+    loss, risk, suppressed = made["information_loss"], made["risk"], made["suppressed"]
+    print(f"  {made['extract_id']}: {made['rows']:,} rows about {made['people']:,} people, "
+          f"k {made['k']['achieved']} (required {made['k']['required']}), "
+          f"l {made['l']['achieved']} on {', '.join(made['l']['sensitive'])} (required {made['l']['required']})")
+    print("  levels: " + ", ".join(f"{column} as {level}" for column, level in made["generalisation"].items()))
+    print(f"  suppressed: {suppressed['people']} people ({suppressed['rows']} rows), budget "
+          f"{suppressed['budget_percent']:g}%;  information lost: {loss['overall']:.1%} ("
+          + ", ".join(f"{c} {v:.0%}" for c, v in loss["by_column"].items()) + ")")
+    print(f"  prosecutor re-identification risk: max {risk['max']:.2f}, mean {risk['mean']:.3f}")
+    for reason in made["why_not_finer"]:
+        print(f"  {reason['column']} as {reason['level']} would leave {reason['people_suppressed']:,} people "
+              f"({reason['people_suppressed_percent']}%) in groups under k or l; the budget is "
+              f"{reason['budget_people']} people" + ("" if not reason["within_budget"] else
+                                                     f", and it would lose {reason['information_loss']:.1%}"))
+    print(f"  the recipient downloads it with GET {made['download']} (audited); manifest.json beside extract.csv")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stop", action="store_true", help="stop the Azurite the demo left running")
@@ -190,6 +243,7 @@ def main() -> int:
     report(storage, server)
     show_people()
     show_reports()
+    show_extract()
     return 0
 
 

@@ -177,19 +177,22 @@ class Lattice:
                       "skipped_by_loss_bound": len(nodes) - visited}
 
     def why_not_finer(self, chosen: Evaluation) -> list[dict[str, Any]]:
-        """For each generalised quasi-identifier, what one level finer would cost: the figures behind the choice."""
+        """For each generalised quasi-identifier, what each finer level would cost with the others as chosen: the
+        figures behind the choice (people suppressed against the budget, or a greater loss)."""
         reasons = []
         for i, level in enumerate(chosen.node):
-            if level == 0:
-                continue
-            finer = self.evaluate((*chosen.node[:i], level - 1, *chosen.node[i + 1:]))
-            reasons.append({
-                "column": self.quasi[i], "level": self.hierarchies[i].levels[level - 1],
-                "people_suppressed": finer.people_suppressed,
-                "people_suppressed_percent": round(100 * finer.people_suppressed / max(self.people, 1), 1),
-                "within_budget": finer.acceptable, "budget_people": self.budget,
-                "information_loss": round(finer.loss, 4)})
+            for lower in range(level - 1, -1, -1):
+                reasons.append(self._reason(chosen.node, i, lower))
         return reasons
+
+    def _reason(self, node: Node, i: int, lower: int) -> dict[str, Any]:
+        finer = self.evaluate((*node[:i], lower, *node[i + 1:]))
+        return {
+            "column": self.quasi[i], "level": self.hierarchies[i].levels[lower],
+            "people_suppressed": finer.people_suppressed,
+            "people_suppressed_percent": round(100 * finer.people_suppressed / max(self.people, 1), 1),
+            "within_budget": finer.acceptable, "budget_people": self.budget,
+            "information_loss": round(finer.loss, 4)}
 
 
 def anonymise(rows: Sequence[dict[str, Any]], quasi: Sequence[str], k: int, *, sensitive: Sequence[str] = (),
