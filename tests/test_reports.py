@@ -210,7 +210,7 @@ def test_the_manifest_reports_levels_loss_and_risk_and_says_why_nothing_finer(fa
     assert made["search"]["checked"] + made["search"]["skipped_by_loss_bound"] <= made["search"]["nodes"]
 
 
-def test_only_the_agreed_recipient_downloads_and_every_download_is_audited(families, storage):
+def test_only_the_agreed_recipient_downloads_and_every_download_is_audited(families, storage, all_logs):
     api, _ = families
     status, problem, _ = api("POST", "extracts/national-evaluation", DPO, {"agreed_at": "2026-11-02"})
     assert status == 400 and problem["rule"] == "agreement.recipient_principal"
@@ -226,8 +226,13 @@ def test_only_the_agreed_recipient_downloads_and_every_download_is_audited(famil
     assert api("GET", f"extracts/{made['extract_id']}/download", DPO)[0] == 403
     assert api("GET", "extracts/no-such-extract/download", IFF)[0] == 404
     fetch(api, made["extract_id"], IFF)
-    fetch(api, made["extract_id"], IFF)
+    published = csv_rows(fetch(api, made["extract_id"], IFF))
+    logged = "\n".join(record.getMessage() for record in all_logs.records)
     entries = AuditLog(storage.table(AUDIT)).entries()
+    audited = json.dumps([e.details for e in entries])
+    research_ids = {row[0] for row in published[1:]}
+    assert research_ids and not [i for i in research_ids if i in logged or i in audited], "no pseudonym logged"
+    assert not [i for i in research_ids if i in json.dumps(made)], "nor in the manifest"
     downloads = [e for e in entries if e.action == "extract.downloaded"]
     expected = ("iff-analyst-object-id", made["extract_id"])
     assert [(e.actor, e.details["extract_id"]) for e in downloads] == [expected, expected]
