@@ -7,6 +7,7 @@ import io
 import json
 import random
 import urllib.request
+from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -262,3 +263,35 @@ def test_an_extract_is_destroyed_after_its_expiry_and_the_destruction_certified(
     assert api("GET", f"extracts/{made['extract_id']}/download", uni)[0] == 410
     assert [e.details["extract_id"] for e in AuditLog(storage.table(AUDIT)).entries()
             if e.action == "extract.destroyed"] == [made["extract_id"]]
+
+
+def test_a_person_sent_in_six_files_with_a_combination_nobody_else_has_is_never_published_alone(
+        app_env, storage, monkeypatch):
+    """Six monthly files from the council each carry the same child, the only one in Oldham (OL1) and born in a
+    month no one else was: six rows, one person. The extract generalises or suppresses them; six rows never pass
+    for five people."""
+    policy = app_env("thriving-families")
+    crowd = synthetic.generate(policy, "thriving-families-team", "family-support", rows=300, seed=4)
+    upload(storage, "thriving-families-team", crowd.blob_name, crowd.content)
+    one = synthetic.generate(policy, "thriving-families-team", "family-support", rows=6, seed=99)
+    child = {"nhs_number": synthetic.nhs_number(random.Random(99)), "postcode": "OL1 1AA", "full_name": "Alex Example",
+             "date_of_birth": "2012-02-15", "gender": "female", "ethnicity": "WBRI"}
+    for month, record in enumerate(one.rows):
+        out = io.StringIO()
+        writer = csv.DictWriter(out, one.header, lineterminator="\r\n")
+        writer.writeheader()
+        writer.writerow({**record, **child})
+        upload(storage, "thriving-families-team", f"family-support/month-{month}.csv", out.getvalue().encode())
+    deliver_all(storage)
+    api = http_api(monkeypatch)
+    status, made, _ = api("POST", "extracts/national-evaluation", DPO, AGREEMENT)
+    assert status == 201, made
+    rows = csv_rows(fetch(api, made["extract_id"], IFF))
+    by_person = Counter(row[0] for row in rows[1:])
+    quasi = policy.extracts["national-evaluation"].quasi_identifiers
+    people = groups(rows, quasi, "research_id")
+    sixes = [person for person, count in by_person.items() if count == 6]
+    for person in sixes:  # published: then in a group of at least five people
+        assert min(len(group) for group in people.values() if person in group) >= 5
+    assert "OL1" not in {row[rows[0].index("postcode_district")] for row in rows[1:]}
+    assert sixes or made["suppressed"]["rows"] >= 6
