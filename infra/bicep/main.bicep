@@ -50,7 +50,7 @@ param uploadPageOrigins array = []
 @allowed([ 512, 2048, 4096 ])
 param instanceMemoryMB int = 2048
 
-@description('App roles to assign at deployment, as [{ principalId: \'<user or group object id>\', role: \'Platform.Admin\' | \'DataProtection.Officer\' | \'Analyst\' }]. Assignments can also be made later (docs/deploy.md, "Assign the roles").')
+@description('App roles to assign at deployment, as [{ principalId: \'<user or group object id>\', role: \'Platform.Admin\' | \'DataProtection.Officer\' | \'Analyst\' | \'Research.Recipient\' }]. Assignments can also be made later (docs/deploy.md, "Assign the roles").')
 param signInAssignments array = []
 
 @description('Object id of the deploying user or principal (azd passes AZURE_PRINCIPAL_ID): made an owner of the app registration, so they can assign its roles.')

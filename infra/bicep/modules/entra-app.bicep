@@ -37,6 +37,7 @@ var roleIds = {
   'Platform.Admin': guid(uniqueName, 'Platform.Admin')
   'DataProtection.Officer': guid(uniqueName, 'DataProtection.Officer')
   Analyst: guid(uniqueName, 'Analyst')
+  'Research.Recipient': guid(uniqueName, 'Research.Recipient')
 }
 var owners = { relationshipSemantics: 'append', relationships: empty(ownerId) ? [] : [ ownerId ] }
 var roles = [
@@ -54,6 +55,11 @@ var roles = [
     value: 'Analyst'
     displayName: 'Analyst'
     description: 'Runs and reads anonymised reports.'
+  }
+  {
+    value: 'Research.Recipient'
+    displayName: 'Research recipient'
+    description: 'Downloads the research extracts whose agreement names them, nothing else.'
   }
 ]
 
