@@ -15,6 +15,9 @@ from shared.platform.settings import ConfigurationError
 from shared.runtime import platform
 
 NO_STORE = {"Cache-Control": "no-store"}
+ADMIN_CALL_EVENT = "fdp.admin.call"
+"""The stable name alert queries match: one log line per admin call, naming the action and status only."""
+log = logging.getLogger("fdp.http")
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
@@ -39,10 +42,12 @@ def json_body(req: func.HttpRequest) -> dict[str, Any]:
     return body
 
 
-def admin_call(req: func.HttpRequest, role: str, action: str,
+def admin_call(req: func.HttpRequest, role: str | tuple[str, ...], action: str,
                work: Callable[[Caller], tuple[int, Any]]) -> func.HttpResponse:
-    """Authorise the caller for `role`, do the work, and append the call (who, what, outcome) to the audit log.
-    `work` answers (status, a JSON-able body), or (status, an HttpResponse) for anything other than JSON."""
+    """Authorise the caller for `role` (or any of several), do the work, and append the call (who, what, outcome)
+    to the audit log. `work` answers (status, a JSON-able body), or (status, an HttpResponse) for anything other
+    than JSON. Each call is also logged as `fdp.admin.call` with its action and status only: the alert rules
+    (infra/bicep/modules/alerts.bicep) count these for bursts of access and repeated 401/403."""
     caller_id, status = "unauthenticated", 500
     try:
         caller = identify(req.headers, os.environ)
@@ -56,5 +61,6 @@ def admin_call(req: func.HttpRequest, role: str, action: str,
         logging.exception("%s: the app is misconfigured", action)
         return problem_response(Problem(500, "Internal Server Error", "The platform is misconfigured."))
     finally:
+        log.info("%s action=%s status=%d", ADMIN_CALL_EVENT, action, status)
         platform().audit.append(f"admin.{action}", {"caller": caller_id, "status": status,
                                                      "route": dict(req.route_params)}, actor=caller_id)

@@ -17,6 +17,7 @@ from shared.policy.loader import Policy, load_policy
 from shared.publishing.extracts import ExtractService
 from shared.publishing.reports import ReportService
 from shared.retention.purge import RetentionService
+from shared.rights.breaches import BreachService
 from shared.rights.service import RightsService
 
 
@@ -64,6 +65,11 @@ def person_index() -> PersonIndex:
 
 def identity_service() -> IdentityService:
     return IdentityService(person_index(), platform().audit)
+
+
+def breach_service() -> BreachService:
+    current = platform()
+    return BreachService(current.policy, current.storage, person_index())
 
 
 def retention_service() -> RetentionService:

@@ -51,6 +51,7 @@ from shared.policy.loader import Dataset, Partner, Policy
 from shared.policy.retention_rules import purge_month
 
 log = logging.getLogger("fdp.ingest")
+REJECTED_EVENT = "fdp.ingest.rejected"
 names.redact_sdk_urls()
 
 STEPS = ("processed", "curated", "indexed", "receipt", "ledger", "audited", "replaced", "deleted")
@@ -197,6 +198,8 @@ class IngestPipeline:
         self._checkpoint("ledger")
         self._finish(upload.partner_id, ingest_id, {**fields, "status": status}, upload.event.blob)
         counts = upload.counts
+        if status == ledger.REJECTED:  # the stable event the bulk-refusal alert counts (partner and dataset ids only)
+            log.warning("%s partner=%s dataset=%s", REJECTED_EVENT, upload.partner_id, fields["dataset"])
         log.info("ingest %s: %s partner=%s dataset=%s path=%s rows read=%d stored=%d invalid=%d no_consent=%d "
                  "suppressed=%d replaced=%d superseded=%d", ingest_id, receipt["status"], upload.partner_id,
                  fields["dataset"], upload.reader, counts.read, counts.stored, counts.invalid, counts.no_consent,

@@ -124,6 +124,12 @@ class AuditLog:
         rows = self._table.query_entities(f"PartitionKey eq '{PARTITION}' and kind eq 'entry'")
         return sorted((_to_entry(row) for row in rows), key=lambda entry: entry.seq)
 
+    def entries_between(self, start: str, end: str) -> list[AuditEntry]:
+        """Entries appended from `start` to `end` (ISO 8601 times in UTC), in order."""
+        rows = self._table.query_entities(f"PartitionKey eq '{PARTITION}' and kind eq 'entry' and at ge @start "
+                                          "and at le @end", parameters={"start": start, "end": end})
+        return sorted((_to_entry(row) for row in rows), key=lambda entry: entry.seq)
+
     def head(self) -> TableEntity | None:
         """The head row: `seq` and `hash` of the last entry, or None for an empty log."""
         return self._head()

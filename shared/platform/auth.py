@@ -61,12 +61,14 @@ def identify(headers: Mapping[str, str], env: Mapping[str, str]) -> Caller | Non
     return _principal(headers) if principal_trusted(env) else None
 
 
-def require(caller: Caller | None, role: str) -> Caller:
-    """The caller, if they carry `role`; otherwise Problem 401 (no trusted principal) or 403 (wrong role)."""
+def require(caller: Caller | None, role: str | tuple[str, ...]) -> Caller:
+    """The caller, if they carry `role` (or one of several); otherwise Problem 401 (no trusted principal) or 403
+    (wrong role)."""
     if caller is None:
         raise Problem(401, "Unauthorized", "Sign in through the platform's App Service authentication.")
-    if role not in caller.roles:
-        raise Problem(403, "Forbidden", f"This operation needs the {role} role.")
+    allowed = (role,) if isinstance(role, str) else role
+    if not caller.roles & set(allowed):
+        raise Problem(403, "Forbidden", f"This operation needs the {' or '.join(allowed)} role.")
     return caller
 
 

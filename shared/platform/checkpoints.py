@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import re
 import secrets
 import threading
@@ -48,6 +49,9 @@ KIND = "fdp.audit.checkpoint"
 FORMAT = 1
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 _DOWNLOADS = 8
+VERIFY_FAILED_EVENT = "fdp.audit.verify_failed"
+"""The stable log event an alert rule watches: the chain or its checkpoints failed a check (counts only)."""
+log = logging.getLogger("fdp.audit")
 
 
 class AuditKey(Protocol):
@@ -238,7 +242,18 @@ class AuditCheckpoints:
         self._clock = clock
 
     def write(self) -> Written:
-        """Sign the chain's head, and the hash of every entry since the last valid checkpoint."""
+        """Sign the chain's head, and the hash of every entry since the last valid checkpoint. A broken chain is
+        logged as VERIFY_FAILED_EVENT, whether it stops the checkpoint or is signed as found."""
+        try:
+            written = self._write()
+        except AuditBrokenError as error:
+            _report_failure("checkpoint", len(error.problems))
+            raise
+        if written.problems:
+            _report_failure("checkpoint", len(written.problems))
+        return written
+
+    def _write(self) -> Written:
         if self._key is None:
             raise ConfigurationError("no audit key is configured: set FDP_KEY_VAULT_URL (the key "
                                      "FDP_AUDIT_KEY_NAME), or FDP_LOCAL_AUDIT_KEY_FILE for local development")
@@ -304,7 +319,14 @@ class AuditCheckpoints:
         return (name, checkpoint, None) if reason is None else (name, None, reason)
 
     def verify(self) -> Verification:
-        """The chain's own checks, then every entry up to the last checkpoint against what checkpoints recorded."""
+        """The chain's own checks, then every entry up to the last checkpoint against what checkpoints recorded.
+        A failure is logged as VERIFY_FAILED_EVENT."""
+        result = self._verify()
+        if not result.ok:
+            _report_failure("verify", len(result.problems))
+        return result
+
+    def _verify(self) -> Verification:
         rows, head = self._log.entry_rows(), self._log.head()
         problems = check_chain(rows, head)
         loaded = self.load()
@@ -335,6 +357,11 @@ class AuditCheckpoints:
         entries = "1 entry after entry {} is" if beyond == 1 else f"{beyond} entries after entry {{}} are"
         notes = [f"{entries.format(anchored)} not anchored yet (the next checkpoint signs them)"] if beyond else []
         return Verification(not problems, len(rows), problems, len(valid), anchored, notes)
+
+
+def _report_failure(stage: str, problems: int) -> None:
+    """One value-free line for the alert rule: which check failed and how many problems it found."""
+    log.error("%s stage=%s problems=%d", VERIFY_FAILED_EVENT, stage, problems)
 
 
 def _compare(rows: list[Any], head: Any, recorded: dict[int, tuple[str, str]], last: Checkpoint) -> list[str]:

@@ -46,7 +46,9 @@ REQUESTS = "requests"
 HOLDS = "holds"
 REVIEWS = "reviews"
 """The identity review queue and every decision on it."""
-PLATFORM_TABLES = (INGESTS, REGISTER, REQUESTS, HOLDS, AUDIT, REVIEWS)
+BREACHES = "breaches"
+"""The breach register: each incident, its 72-hour clock, the decisions on telling the ICO and the people."""
+PLATFORM_TABLES = (INGESTS, REGISTER, REQUESTS, HOLDS, AUDIT, REVIEWS, BREACHES)
 RIGHTS_QUEUE = "rights-work"
 
 

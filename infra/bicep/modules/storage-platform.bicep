@@ -15,7 +15,7 @@ param checkpointRetentionDays int = 2190
 param checkpointPolicyLocked bool = false
 
 var containers = [ 'curated', 'receipts', 'reports', 'exports', 'linkage', 'app-package' ]
-var tables = [ 'ingests', 'register', 'requests', 'holds', 'audit', 'reviews' ]
+var tables = [ 'ingests', 'register', 'requests', 'holds', 'audit', 'reviews', 'breaches' ]
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name
