@@ -209,6 +209,12 @@ module events 'modules/eventgrid.bicep' = {
   dependsOn: [ ingest ]
 }
 
+module alerts 'modules/alerts.bicep' = {
+  name: 'breach-alerts'
+  scope: group
+  params: { location: location, tags: tags, namePrefix: 'fdp-${token}', logAnalyticsId: monitoring.outputs.logAnalyticsId, ingestStorageName: ingest.outputs.name }
+}
+
 // Read by azd into its environment, and by the post-deploy hook.
 output AZURE_LOCATION string = location
 output AZURE_RESOURCE_GROUP string = group.name

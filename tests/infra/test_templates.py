@@ -85,7 +85,10 @@ def test_every_resource_is_created_in_the_location_parameter():
             located += 1
             assert where in ("location", "'global'"), f"{path.name}: {found.name} is placed in {where}"
             if where == "'global'":
-                assert found.type.startswith("Microsoft.Network/privateDnsZones"), found.name
+                # Private DNS zones and action groups exist only globally; an action group holds where alerts
+                # go (a role, role mailboxes), never data.
+                assert found.type.startswith(("Microsoft.Network/privateDnsZones",
+                                              "Microsoft.Insights/actionGroups")), found.name
     assert located >= 10
 
 
@@ -289,3 +292,68 @@ def test_the_platform_account_holds_every_container_and_table_the_code_uses():
     tables = set(re.findall(r"'([a-z]+)'", re.search(r"var tables = \[(.*)\]", text).group(1)))
     assert set(PLATFORM_CONTAINERS) - {AUDIT_CHECKPOINTS} <= containers
     assert tables == set(PLATFORM_TABLES)
+
+
+ALERTS = MODULES / "alerts.bicep"
+BREACH_SIGNALS = ("auditVerifyFailed", "uploadsRefusedInBulk", "linkUsedAfterRevocation", "accessBurst",
+                  "repeatedAuthFailures")
+
+
+def test_breach_signals_are_log_alerts_over_the_workspace_that_tell_the_breach_action_group():
+    """Issue 16: alert rules for an audit chain failing verification, uploads refused in bulk, links used after
+    revocation, bursts of access or export, and repeated 401/403 (docs/breaches.md)."""
+    group = resource(ALERTS, "breachTeam")
+    assert group.type == "Microsoft.Insights/actionGroups" and value(group.body, "properties.enabled") == "true"
+    assert "armRoleReceivers" in value(group.body, "properties")
+    for name in BREACH_SIGNALS:
+        rule = resource(ALERTS, name)
+        assert rule.type == "Microsoft.Insights/scheduledQueryRules", name
+        assert value(rule.body, "kind") == "'LogAlert'"
+        assert value(rule.body, "properties.scopes") == "[ logAnalyticsId ]"
+        assert value(rule.body, "properties.enabled") == "true"
+        assert value(rule.body, "properties.actions.actionGroups") == "[ breachTeam.id ]"
+        assert value(rule.body, "properties.autoMitigate") == "false", "a breach signal is closed by a person"
+    main = (BICEP / "main.bicep").read_text()
+    assert re.search(r"module alerts 'modules/alerts.bicep'.*?logAnalyticsId: monitoring\.outputs\.logAnalyticsId.*?"
+                     r"ingestStorageName: ingest\.outputs\.name", main, re.S)
+
+
+def _alert_query(name: str) -> str:
+    rule = resource(ALERTS, name)
+    criteria = value(rule.body, "properties.criteria.allOf")
+    return re.search(r"query: '(.*)'", criteria)[1]
+
+
+def test_each_alert_counts_an_event_the_code_emits():
+    """The queries match the stable log events by the names the code logs them under (a rename breaks this)."""
+    from functions.http import ADMIN_CALL_EVENT
+    from shared.ingest.pipeline import REJECTED_EVENT
+    from shared.platform.checkpoints import VERIFY_FAILED_EVENT
+
+    assert f'startswith "{VERIFY_FAILED_EVENT}"' in _alert_query("auditVerifyFailed")
+    assert f'startswith "{REJECTED_EVENT}"' in _alert_query("uploadsRefusedInBulk")
+    assert f'startswith "{ADMIN_CALL_EVENT}"' in _alert_query("accessBurst")
+    assert 'ResultCode in ("401", "403")' in _alert_query("repeatedAuthFailures")
+    revoked = _alert_query("linkUsedAfterRevocation")
+    assert '"${ingestStorageName}"' in revoked and 'AuthenticationType == "SAS"' in revoked
+    assert "StatusCode == 403" in revoked and "CallerIpAddress" not in revoked
+
+
+def test_the_access_burst_watches_actions_that_exist():
+    """Every action the burst rule counts is one an HTTP function audits (admin_call's action names)."""
+    actions = set()
+    for path in (ROOT / "functions").glob("*.py"):
+        actions |= set(re.findall(r'admin_call\(\s*req,\s*[A-Za-z_.()]+,\s*"([a-z._]+)"', path.read_text()))
+    watched = re.findall(r"'([a-z._]+)'", re.search(r"param accessActions array = \[(.*?)\]", ALERTS.read_text(),
+                                                    re.S)[1])
+    assert {"extract.create", "rights.request.create", "breach.affected.rows"} <= set(watched)
+    assert set(watched) <= actions, set(watched) - actions
+
+
+def test_sampling_and_diagnostics_keep_every_event_an_alert_counts():
+    """Adaptive sampling would drop log lines (traces) and so undercount; the ingest account logs refused writes."""
+    host = json.loads((ROOT / "host.json").read_text())
+    excluded = host["logging"]["applicationInsights"]["samplingSettings"]["excludedTypes"].split(";")
+    assert {"Request", "Trace"} <= set(excluded)
+    diagnostics = resource(MODULES / "storage-ingest.bicep", "blobDiagnostics")
+    assert "categoryGroup: 'allLogs'" in value(diagnostics.body, "properties.logs")

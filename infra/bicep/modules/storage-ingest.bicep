@@ -106,7 +106,9 @@ resource blobDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-previ
   scope: blobService
   properties: {
     workspaceId: logAnalyticsId
-    logs: [ { categoryGroup: 'audit', enabled: true } ]
+    // Every request, refused ones included: the breach alert for links used after revocation counts the SAS
+    // writes this account refuses (alerts.bicep). Partners only write here, so the volume is small.
+    logs: [ { categoryGroup: 'allLogs', enabled: true } ]
   }
 }
 
