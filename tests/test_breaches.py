@@ -305,3 +305,50 @@ def test_the_register_table_holds_no_personal_data(api, storage):
     stored = json.dumps([dict(e) for e in storage.table(BREACHES).list_entities()], default=str)
     assert "9434765919" not in stored and "PUPIL-77" not in stored
     assert not re.search(r"[0-9a-f]{32}", stored.replace(breach["id"], ""))  # no pseudonym or person key
+
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "breaches.md"
+ROLES = {"Platform.Admin": ADMIN, "DataProtection.Officer": DPO}
+
+
+def documented_calls() -> list[tuple[dict, str, str, dict | None, int]]:
+    """docs/breaches.md's http blocks: (caller, method, path, body, expected status), in order."""
+    calls = []
+    for block in re.findall(r"```http\n(.*?)```", DOC.read_text(), re.S):
+        comment, request, *body = block.strip().split("\n")
+        role, status = re.fullmatch(r"# (\S+) -> (\d{3})", comment).groups()
+        method, path = request.split(" ", 1)
+        calls.append((ROLES[role], method, path.removeprefix("/api/"), json.loads("\n".join(body)) if body else None,
+                      int(status)))
+    return calls
+
+
+@pytest.fixture
+def leap_api(app_env, storage, monkeypatch):
+    """The app on the LEAP policy, with synthetic uploads from its three partners delivered."""
+    from devtools.leap_files import partner_files
+    from tests.conftest import TEST_ROOT_KEY
+
+    policy = app_env("leap")
+    for file in partner_files(policy, TEST_ROOT_KEY, families=15):
+        upload(storage, file.partner, f"{file.dataset}/{file.name}", file.content)
+    deliver_all(storage)
+    return http_api(monkeypatch)
+
+
+def test_the_documented_procedure_runs(leap_api, storage):
+    calls = documented_calls()
+    assert len(calls) >= 4
+    breach_id = None
+    for caller, method, path, body, expected in calls:
+        status, answer, _ = leap_api(method, path.replace("{id}", breach_id or "{id}"), caller, body)
+        assert status == expected, (method, path, answer)
+        breach_id = breach_id or answer["id"]
+    shown = leap_api("GET", f"breaches/{breach_id}", DPO)[1]
+    assert shown["status"] == "closed" and [s["step"] for s in shown["history"]] == ["opened", "assessed", "closed"]
+
+    affected = leap_api("GET", f"breaches/{breach_id}/affected", DPO)[1]
+    documented = json.loads(re.search(r"```json\n(.*?)```", DOC.read_text(), re.S)[1])
+    assert set(affected) == set(documented) and set(affected["partners"][0]) == set(documented["partners"][0])
+    assert affected["people"] > 0 and affected["uploads"]["accepted"] == 1
+    assert "family-support-charity" in {p["partner"] for p in affected["partners"]}
