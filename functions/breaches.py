@@ -59,8 +59,8 @@ def affected(req: func.HttpRequest) -> func.HttpResponse:
     if partner is None:
         return admin_call(req, READERS, "breach.affected",
                           lambda caller: (200, breach_service().affected(req.route_params["id"])))
-    return admin_call(req, DATA_PROTECTION_OFFICER, "breach.affected.rows",
-                      lambda caller: (200, breach_service().affected_rows(req.route_params["id"], partner)))
+    return admin_call(req, DATA_PROTECTION_OFFICER, "breach.affected.rows", lambda caller: (
+        200, breach_service().affected_rows(req.route_params["id"], partner, caller.id)))
 
 
 @bp.function_name("breach_assess")

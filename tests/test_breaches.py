@@ -246,6 +246,9 @@ def test_affected_people_are_counted_through_the_index_and_never_shown(api, stor
     status, rows, _ = api("GET", f"breaches/{breach['id']}/affected?partner=school", DPO)
     assert status == 200 and rows == {"breach": breach["id"], "partner": "school",
                                       "uploads": [{"upload": uploads["school"], "rows": [2, 3]}]}
+    [released] = [e for e in AuditLog(storage.table(AUDIT)).entries() if e.action == "breach.affected.rows"]
+    assert released.details == {"breach": breach["id"], "partner": "school", "rows": 2}
+    assert released.actor == "dpo-object-id"
     assert api("GET", f"breaches/{breach['id']}/affected?partner=nursery", DPO)[1]["rule"] == \
         "breach.affected.partner"
 

@@ -224,6 +224,7 @@ class BreachService:
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.policy = policy
         self.register = BreachRegister(storage.table(BREACHES))
+        self.audit = AuditLog(storage.table(AUDIT))
         self.affected_people = AffectedPeople(policy, storage, index)
         self.clock = clock
 
@@ -312,8 +313,14 @@ class BreachService:
     def affected(self, breach_id: str) -> dict[str, Any]:
         return self.affected_people.summary(self.register.get(breach_id))
 
-    def affected_rows(self, breach_id: str, partner: str) -> dict[str, Any]:
-        return self.affected_people.rows_for(self.register.get(breach_id), partner)
+    def affected_rows(self, breach_id: str, partner: str, caller: str) -> dict[str, Any]:
+        """A partner's own row references, for the officer to pass on: the release is audited with the partner
+        and how many rows (never which)."""
+        released = self.affected_people.rows_for(self.register.get(breach_id), partner)
+        rows = sum(len(item["rows"]) for item in released["uploads"])
+        self.audit.append("breach.affected.rows", {"breach": breach_id, "partner": partner, "rows": rows},
+                          actor=caller)
+        return released
 
     def _open_breach(self, breach_id: str) -> tuple[Breach, datetime]:
         breach = self.register.get(breach_id)
@@ -463,10 +470,11 @@ class AffectedPeople:
         self.index = index
 
     def summary(self, breach: Breach) -> dict[str, Any]:
-        uploads = self._uploads_in_scope(breach.scope)
+        ledger = self._ledger()
+        uploads = _in_scope(ledger, breach.scope)
         people, records = self._people(uploads)
         in_scope = {u.ingest_id for u in uploads if u.status == ACCEPTED}
-        partners = self._by_partner(people, records, in_scope)
+        partners = self._by_partner(ledger, people, records, in_scope)
         result = {"breach": breach.id, "scope": breach.scope, "people": len(people),
                   "rows_in_scope": sum(1 for record in records if record[0] in in_scope),
                   "uploads": {"accepted": len(in_scope),
@@ -483,9 +491,9 @@ class AffectedPeople:
         them. Every row it sent about each affected person, not only the rows in scope."""
         if partner not in self.policy.partners:
             raise _bad("partner", "breach.affected.partner", "partner is not a partner in the programme policy")
-        uploads = self._uploads_in_scope(breach.scope)
-        _, records = self._people(uploads)
-        mine = {u.ingest_id for u in self._ledger() if u.partner == partner}
+        ledger = self._ledger()
+        _, records = self._people(_in_scope(ledger, breach.scope))
+        mine = {u.ingest_id for u in ledger if u.partner == partner}
         rows: dict[str, list[int]] = {}
         for ingest_id, row, _ in records:
             if ingest_id in mine:
@@ -501,23 +509,6 @@ class AffectedPeople:
                                   datetime.fromisoformat(received) if received else None))
         return uploads
 
-    def _uploads_in_scope(self, scope: dict[str, Any]) -> list[Upload]:
-        if not scope:
-            return []
-        window = scope.get("window")
-        bounds = (datetime.fromisoformat(window["from"]), datetime.fromisoformat(window["to"])) if window else None
-
-        def in_window(received: datetime | None) -> bool:
-            return bounds is None or (received is not None and bounds[0] <= received <= bounds[1])
-
-        def wanted(upload: Upload) -> bool:
-            return ((not scope.get("partners") or upload.partner in scope["partners"])
-                    and (not scope.get("datasets") or upload.dataset in scope["datasets"])
-                    and (not scope.get("uploads") or upload.ingest_id in scope["uploads"])
-                    and in_window(upload.received_at))
-
-        return [upload for upload in self._ledger() if wanted(upload)]
-
     def _people(self, uploads: list[Upload]) -> tuple[set[str], list[tuple[str, int, str]]]:
         """The affected person keys, and every record of theirs as (ingest id, row, person key). Kept inside this
         class: nothing it returns to a caller carries a person key."""
@@ -529,9 +520,9 @@ class AffectedPeople:
         people = {person for ingest_id, _, person in records if ingest_id in in_scope}
         return people, [record for record in records if record[2] in people]
 
-    def _by_partner(self, people: set[str], records: list[tuple[str, int, str]],
+    def _by_partner(self, ledger: list[Upload], people: set[str], records: list[tuple[str, int, str]],
                     in_scope: set[str]) -> list[dict[str, Any]]:
-        partner_of = {u.ingest_id: u.partner for u in self._ledger()}
+        partner_of = {u.ingest_id: u.partner for u in ledger}
         known: dict[str, set[str]] = {}
         rows: Counter[str] = Counter()
         uploads: dict[str, set[str]] = {}
@@ -553,6 +544,25 @@ class AffectedPeople:
         """Audit entries in the window, counted by action: what was read, exported or changed while it lasted."""
         entries = self.audit.entries_between(window["from"], window["to"])
         return dict(sorted(Counter(entry.action for entry in entries).items()))
+
+
+def _in_scope(ledger: list[Upload], scope: dict[str, Any]) -> list[Upload]:
+    """The uploads meeting every condition the scope gives (none when it gives none)."""
+    if not scope:
+        return []
+    window = scope.get("window")
+    bounds = (datetime.fromisoformat(window["from"]), datetime.fromisoformat(window["to"])) if window else None
+
+    def in_window(received: datetime | None) -> bool:
+        return bounds is None or (received is not None and bounds[0] <= received <= bounds[1])
+
+    def wanted(upload: Upload) -> bool:
+        return ((not scope.get("partners") or upload.partner in scope["partners"])
+                and (not scope.get("datasets") or upload.dataset in scope["datasets"])
+                and (not scope.get("uploads") or upload.ingest_id in scope["uploads"])
+                and in_window(upload.received_at))
+
+    return [upload for upload in ledger if wanted(upload)]
 
 
 def _record(record: str) -> tuple[str, int]:
