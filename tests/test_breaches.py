@@ -164,6 +164,7 @@ def test_administrators_open_and_read_but_only_the_officer_decides(api, storage)
 
 @pytest.mark.parametrize(("body", "field", "rule"), [
     ({"category": "hacked"}, "category", "breach.category"),
+    ({"category": {"not": "a name"}}, "category", "breach.category"),
     ({"description": ""}, "description", "breach.description"),
     ({"description": "Rows of the child with NHS number 943 476 5919 were exposed."}, "description",
      "breach.personal_data"),

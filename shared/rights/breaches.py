@@ -231,10 +231,10 @@ class BreachService:
     def open(self, body: dict[str, Any], caller: str) -> dict[str, Any]:
         now = self.clock()
         category = body.get("category")
-        if category not in CATEGORIES:
+        if not isinstance(category, str) or category not in CATEGORIES:
             raise _bad("category", "breach.category", f"category must be one of {', '.join(CATEGORIES)}")
         aware_at = _time(body, "aware_at", now, not_after=now)
-        breach = Breach(uuid.uuid4().hex, str(category), _text(body, "description"), aware_at, now, caller,
+        breach = Breach(uuid.uuid4().hex, category, _text(body, "description"), aware_at, now, caller,
                         _scope(body.get("scope"), self.policy))
         breach.note(now, caller, "opened", category=breach.category)
         self.register.add(breach)
@@ -263,9 +263,9 @@ class BreachService:
     def assess(self, breach_id: str, body: dict[str, Any], caller: str) -> dict[str, Any]:
         breach, now = self._open_breach(breach_id)
         risk = body.get("risk")
-        if risk not in RISKS:
+        if not isinstance(risk, str) or risk not in RISKS:
             raise _bad("risk", "breach.risk", f"risk must be one of {', '.join(RISKS)}")
-        breach.risk, breach.assessment, breach.assessed_at = str(risk), _text(body, "reason"), now
+        breach.risk, breach.assessment, breach.assessed_at = risk, _text(body, "reason"), now
         breach.note(now, caller, "assessed", risk=breach.risk, ico_report=breach.ico_report,
                     people_notice=breach.people_notice)
         return self._saved(breach, now)
@@ -287,10 +287,10 @@ class BreachService:
     def people_notified(self, breach_id: str, body: dict[str, Any], caller: str) -> dict[str, Any]:
         breach, now = self._open_breach(breach_id)
         how = body.get("how")
-        if how not in NOTICE_CHANNELS:
+        if not isinstance(how, str) or how not in NOTICE_CHANNELS:
             raise _bad("how", "breach.people.how", f"how must be one of {', '.join(NOTICE_CHANNELS)}")
         at = _time(body, "at", now, not_after=now, not_before=breach.aware_at)
-        breach.people_notified_at, breach.people_notified_how = at, str(how)
+        breach.people_notified_at, breach.people_notified_how = at, how
         breach.note(now, caller, "people_notified", notified_at=_iso(at), how=breach.people_notified_how)
         return self._saved(breach, now)
 
