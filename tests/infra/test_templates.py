@@ -346,7 +346,7 @@ def test_the_access_burst_watches_actions_that_exist():
         actions |= set(re.findall(r'admin_call\(\s*req,\s*[A-Za-z_.()]+,\s*"([a-z._]+)"', path.read_text()))
     watched = re.findall(r"'([a-z._]+)'", re.search(r"param accessActions array = \[(.*?)\]", ALERTS.read_text(),
                                                     re.S)[1])
-    assert {"extract.create", "rights.request.create", "breach.affected.rows"} <= set(watched)
+    assert {"extract.create", "extract.download", "rights.request.create", "breach.affected.rows"} <= set(watched)
     assert set(watched) <= actions, set(watched) - actions
 
 

@@ -23,6 +23,8 @@ param authFailureThreshold int = 20
 @description('The admin actions that read or export data: a burst of them may be data leaving.')
 param accessActions array = [
   'extract.create'
+  'extract.read'
+  'extract.download'
   'report.read'
   'report.run'
   'rights.request.create'
