@@ -5,21 +5,32 @@
 
 The platform's own store uses domain `subject`; each research recipient gets `extract:<recipient>`, so their
 pseudonyms cannot be joined to ours or to another recipient's. Check digits come from python-stdnum.
+
+A whole column's pseudonyms are computed in one pass (`Pseudonymiser.pseudonyms`): HMAC composed exactly as RFC 2104
+defines it, H((K ^ opad) || H((K ^ ipad) || m)), from the SHA-256 of Apache DataFusion, which hashes an Arrow column
+in Rust with no Python call per value. No hashing is written here; tests hold it equal to `hmac.new`.
 """
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable
+import uuid
+from functools import cache
 
+import numpy as np
+import pyarrow as pa
+from datafusion import Expr, SessionConfig, SessionContext, col, lit
+from datafusion import functions as sql
 from stdnum.gb import nhs, upn
 
 SUBJECT_DOMAIN = "subject"
 BASE_TYPES = ("nhs_number", "upn", "partner_ref", "partner_pseudonym", "nhs_number_token")
 PARTNER_SCOPED = ("partner_ref", "partner_pseudonym")
 MAX_REFERENCE_LENGTH = 64
+PSEUDONYM_BYTES = 16
 
 _NHS_SEPARATORS = re.compile(r"[\s-]")
 _TOKEN = re.compile(r"^[0-9a-f]{32}$")
@@ -127,27 +138,54 @@ class Pseudonymiser:
         self.domain = domain
         # HMAC's key schedule is done once; each pseudonym then costs two SHA-256 compressions on a copy.
         self._keyed = hmac.new(key, digestmod=hashlib.sha256)
-        # The same HMAC (RFC 2104) from its two padded-key SHA-256 states, for the batch path: copying plain
-        # hashlib objects avoids the hmac module's Python-level wrapper on every value. Tests hold the two equal.
-        padded = key.ljust(hashlib.sha256().block_size, b"\0")
-        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded))
-        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
+        # The padded keys of RFC 2104, for the column path: HMAC = H((K ^ opad) || H((K ^ ipad) || m)).
+        block = hashlib.sha256().block_size
+        padded = (hashlib.sha256(key).digest() if len(key) > block else key).ljust(block, b"\0")
+        self._ipad = bytes(b ^ 0x36 for b in padded)
+        self._opad = bytes(b ^ 0x5C for b in padded)
 
     def pseudonym(self, id_type: str, normalised_value: str) -> str:
         mac = self._keyed.copy()
         mac.update(f"{id_type}:{normalised_value}".encode())
-        return mac.digest()[:16].hex()
+        return mac.digest()[:PSEUDONYM_BYTES].hex()
 
-    def digests(self, messages: Iterable[bytes]) -> bytes:
-        """The pseudonyms of many `id_type:value` messages, as their 16-byte digests end to end: the per-value
-        work is cut to the two hash copies; `binascii.hexlify` of the result gives the pseudonyms in order."""
-        inner, outer = self._inner.copy, self._outer.copy
-        parts: list[bytes] = []
-        append = parts.append
-        for message in messages:
-            mac = inner()
-            mac.update(message)
-            digest = outer()
-            digest.update(mac.digest())
-            append(digest.digest()[:16])
-        return b"".join(parts)
+    def pseudonyms(self, messages: pa.Array) -> pa.StringArray:
+        """The pseudonyms of many `id_type:normalised_value` messages (binary or string, no nulls), in order: the
+        same as `pseudonym` gives one at a time, at a fraction of the cost per value."""
+        if messages.null_count:
+            raise ValueError("messages must not be null")
+        count = len(messages)
+        if not count:
+            return pa.array([], pa.string())
+        inner = sql.sha256(sql.concat(lit(pa.scalar(self._ipad, pa.binary())), col("m")))
+        outer = sql.sha256(sql.concat(lit(pa.scalar(self._opad, pa.binary())), inner))
+        macs = _select(pa.table({"m": messages.cast(pa.binary())}), outer.alias("mac"))
+        truncated = _fixed_width_bytes(macs, hashlib.sha256().digest_size)[:, :PSEUDONYM_BYTES]
+        hexed = binascii.hexlify(truncated.tobytes())
+        offsets = np.arange(0, 2 * PSEUDONYM_BYTES * (count + 1), 2 * PSEUDONYM_BYTES, dtype=np.int32)
+        return pa.StringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(hexed))
+
+
+@cache
+def _engine() -> SessionContext:
+    """One DataFusion session per process, on one partition: a batch is hashed where the ingest runs."""
+    return SessionContext(SessionConfig().with_target_partitions(1))
+
+
+def _select(table: pa.Table, expression: Expr) -> pa.Array:
+    """One expression over an Arrow table, by DataFusion; the table is registered only for the call."""
+    engine, name = _engine(), f"m{uuid.uuid4().hex}"
+    try:
+        result = engine.from_arrow(table, name=name).select(expression).to_arrow_table()
+    finally:
+        engine.deregister_table(name)
+    return result.column(0).combine_chunks()
+
+
+def _fixed_width_bytes(values: pa.Array, width: int) -> np.ndarray:
+    """A binary array whose values all have `width` bytes, as a (rows, width) view of its data."""
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)[values.offset:values.offset + len(values) + 1]
+    if not np.all(np.diff(offsets) == width):
+        raise ValueError(f"expected {width}-byte values")
+    data = np.frombuffer(values.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    return data.reshape(len(values), width)

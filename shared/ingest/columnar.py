@@ -15,7 +15,6 @@ order. It is built to be conservative, so that sameness holds by construction:
 
 from __future__ import annotations
 
-import binascii
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -443,21 +442,18 @@ def _postcodes(column: Column, cells: pa.Array) -> tuple[pa.Array, pa.Array]:
 
 
 def _hash(pseudonymiser: Pseudonymiser, id_type: str, values: pa.ChunkedArray, repeats: dict[str, bool]) -> pa.Array:
-    """Pseudonyms for one identifier column: messages built by Arrow, hashed in one loop, hex-encoded at once.
+    """Pseudonyms for one identifier column: messages built by Arrow and hashed as a column.
 
     Where values repeat (a person with many rows), each distinct value is hashed once. Finding the distinct
-    values costs about a fifth of hashing them all, so a column whose last batch barely repeated is hashed
+    values costs a good part of hashing them all, so a column whose last batch barely repeated is hashed
     straight through; `repeats` carries that from batch to batch."""
     values = values.combine_chunks()
     encoded = values.dictionary_encode() if repeats.get(id_type, True) else None
     distinct = encoded.dictionary if encoded is not None else values
     if encoded is not None:
         repeats[id_type] = len(distinct) < DISTINCT_WORTH_IT * max(len(values), 1)
-    messages = pc.binary_join_element_wise(pa.scalar(f"{id_type}:"), distinct, "").cast(pa.binary())
-    hexed = binascii.hexlify(pseudonymiser.digests(messages.drop_null().to_pylist()))
-    present = len(distinct) - distinct.null_count
-    offsets = np.arange(0, 32 * (present + 1), 32, dtype=np.int32)
-    pseudonyms = pa.StringArray.from_buffers(present, pa.py_buffer(offsets), pa.py_buffer(hexed))
+    messages = pc.binary_join_element_wise(pa.scalar(f"{id_type}:"), distinct, "")
+    pseudonyms = pseudonymiser.pseudonyms(messages.drop_null())
     if encoded is not None:
         return pseudonyms.take(encoded.indices)
     return _spread(pseudonyms, values)
