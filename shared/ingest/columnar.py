@@ -4,9 +4,11 @@ The row path (`contracts.BoundContract.check` and the ingest's row handler) defi
 path gives the same result, only faster: the same counts, the same receipt, the same curated rows in the same
 order. It is built to be conservative, so that sameness holds by construction:
 
-- It reads only files whose rows are plain lines: UTF-8 CSV with no quote character and no line over the limit
-  (`can_read`). Anything else goes to the row path from the start, and a file Arrow cannot split into rows of
-  the header's width goes back to it (`Fallback`) before anything is stored.
+- It reads only files whose rows are single lines: CSV in UTF-8 (BOM or not) or Windows-1252, LF or CRLF, no line
+  over the limit (`can_read`); quoted fields are read when every line is a whole record as Python's csv module
+  (strict) reads it, checked by one regular expression per block. Anything else goes to the row path from the
+  start, and a file whose lines are not (a quoted line break, a quote misplaced, a row of another width) goes back
+  to it (`Fallback`) before anything is stored: the row path then names the row, so both paths say the same.
 - In a batch, a cell is accepted here only when a vectorised check proves it valid and its value is computed as
   the row path would compute it: ASCII cells trimmed of spaces and tabs, identifiers in their strict form, and
   every other column's distinct values converted once by the row path's own function. A row with any other cell
@@ -15,6 +17,7 @@ order. It is built to be conservative, so that sameness holds by construction:
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -47,6 +50,13 @@ DISTINCT_WORTH_IT = 0.8
 """Identifiers are hashed once per distinct value while a batch has fewer distinct values than this share."""
 _POSTCODE = r"^(?P<outward>[A-Z]{1,2}[0-9][A-Z0-9]?)[ \t]*(?P<sector>[0-9])(?P<unit>[ABD-HJLNP-UW-Z]{2})$"
 """generalise._POSTCODE, with Python's \\s narrowed to the whitespace a plain line can hold."""
+_FIELD = r'(?:"(?:[^"\r\n]|"")*"|[^,"\r\n][^,\r\n]*|)'
+_RECORD = rf"^{_FIELD}(?:,{_FIELD})*\r?$"
+"""One line that is one whole record to Python's csv module with strict=True: each field either quoted (a quote
+inside doubled, the closing quote followed by a comma or the line's end) or not starting with a quote (a quote
+later in it is kept as text). Arrow reads such a line to the same cells; on a line that is not (`"a"b`, a quote
+left open), Arrow reads on where Python stops with an error, and the row path is right to stop: the partner
+learns which row to fix instead of finding two cells glued together."""
 
 
 class Fallback(Exception):
@@ -77,6 +87,10 @@ class Context:
     ascii: bool
     """The whole file is ASCII (the scan says so), so no cell needs Python's Unicode rules."""
     longest_line: int
+    encoding: str = "utf-8-sig"
+    """The scan's: UTF-8 (BOM or not) or Windows-1252, which is turned into UTF-8 a block at a time."""
+    quoted: bool = False
+    """The file holds a quote character: each block's lines are checked to be whole records before Arrow reads them."""
     repeats: dict[str, bool] = field(default_factory=dict)
     """Per identifier type: whether its values repeated enough in the last batch to hash distinct ones only."""
     left_out: RowList = field(default_factory=RowList)
@@ -84,29 +98,31 @@ class Context:
 
 
 def can_read(profile: TextProfile | None, max_line_chars: int) -> TypeGuard[TextProfile]:
-    """Plain lines: UTF-8, no quote character, every line ended by a line feed and within the limit."""
-    return (profile is not None and profile.encoding == "utf-8-sig" and not profile.quoted
-            and not profile.lone_carriage_return and profile.longest_line <= max_line_chars)
+    """Text (not Excel) with every line ended by a line feed and within the limit."""
+    return profile is not None and not profile.lone_carriage_return and profile.longest_line <= max_line_chars
 
 
 def transform(fh: IO[bytes], context: Context, counts: RowCounts, writer: curated.CuratedWriter) -> None:
     """Check and store every row of the file; counts and problems accumulate as on the row path."""
     first_row = 2
-    for batch in _batches(fh, context.bound.width):
+    for batch in _batches(fh, context.bound.width, context.encoding, context.quoted):
         numbers = np.arange(first_row, first_row + batch.num_rows)
         first_row += batch.num_rows
         _Batch(context, batch, numbers, counts).store(writer)
 
 
-def _batches(fh: IO[bytes], width: int) -> Iterator[pa.RecordBatch]:
-    """The rows after the header, a block of whole lines at a time. With no quote character in the file every
-    line is one row, so a block may end at any line end; Arrow only splits the lines into cells."""
+def _batches(fh: IO[bytes], width: int, encoding: str, quoted: bool) -> Iterator[pa.RecordBatch]:
+    """The rows after the header, a block of whole lines at a time. With every record on one line, a block may end
+    at any line end; Arrow only splits the lines into cells."""
     names = [f"c{i}" for i in range(width)]
     read_options = pcsv.ReadOptions(use_threads=False, column_names=names, block_size=2 * BLOCK_BYTES)
-    parse_options = pcsv.ParseOptions(quote_char=False, ignore_empty_lines=False)
+    parse_options = pcsv.ParseOptions(quote_char='"' if quoted else False, double_quote=True,
+                                      newlines_in_values=False, ignore_empty_lines=False)
     convert_options = pcsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()), null_values=[],
-                                          strings_can_be_null=False, check_utf8=False)  # the scan checked UTF-8
-    fh.readline()
+                                          strings_can_be_null=False, check_utf8=False)  # the scan checked the text
+    header = fh.readline()
+    if quoted:
+        _check_records(_utf8(header, encoding).removeprefix(codecs.BOM_UTF8))
     rest = b""
     while True:
         chunk = fh.read(BLOCK_BYTES)
@@ -114,14 +130,29 @@ def _batches(fh: IO[bytes], width: int) -> Iterator[pa.RecordBatch]:
         end = len(data) if not chunk else data.rfind(b"\n") + 1
         rest = data[end:]
         if end:
+            block = _utf8(data[:end], encoding)
+            if quoted:
+                _check_records(block)
             try:
-                table = pcsv.read_csv(pa.py_buffer(data[:end]), read_options=read_options,
+                table = pcsv.read_csv(pa.py_buffer(block), read_options=read_options,
                                       parse_options=parse_options, convert_options=convert_options)
             except pa.ArrowInvalid:  # a row of another width: the row path names it
                 raise Fallback from None
             yield pa.RecordBatch.from_arrays([column.combine_chunks() for column in table.columns], names)
         if not chunk:
             return
+
+
+def _utf8(block: bytes, encoding: str) -> bytes:
+    """A block of whole lines as UTF-8 (Windows-1252 has one byte per character, so its line ends stay put)."""
+    return block if encoding == "utf-8-sig" else block.decode(encoding).encode()
+
+
+def _check_records(block: bytes) -> None:
+    """Every line of the block is one whole record, as Python's csv module reads it (`_RECORD`)."""
+    lines = pc.list_flatten(pc.split_pattern(pa.array([block], pa.string()), "\n"))
+    if not pc.all(pc.match_substring_regex(lines, _RECORD)).as_py():
+        raise Fallback
 
 
 class _Batch:

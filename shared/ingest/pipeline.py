@@ -346,8 +346,8 @@ def transform(spooled: IO[bytes], policy: Policy, upload: Upload, ingest_id: str
     """The pipeline's core, with no storage in it: read, check, pseudonymise, generalise, write local Parquet.
     Returns purge month -> local file; counts and row problems accumulate on `upload`.
 
-    Plain CSV files take the columnar path, everything else (and a plain file that turns out not to be) the row
-    path; both give the same result."""
+    CSV files whose records are single lines take the columnar path, everything else (and a file that turns out
+    not to be) the row path; both give the same result."""
     dataset = upload.dataset
     assert dataset is not None
     limits = policy.programme.limits
@@ -393,7 +393,7 @@ def _columnar_context(policy: Policy, upload: Upload, ingest_id: str, bound: Bou
         received=upload.received_at.date(), needs_consent=dataset.basis == "consent",
         suppressed=register.suppressed(dataset.basis), retention_column=dataset.retention.column,
         max_rows=policy.programme.limits.max_rows, ascii=profile.ascii, longest_line=profile.longest_line,
-        left_out=upload.left_out)
+        encoding=profile.encoding, quoted=profile.quoted, left_out=upload.left_out)
 
 
 class _RowHandler:
