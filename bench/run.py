@@ -270,6 +270,8 @@ def main() -> int:
                         help="the largest population the person linkage is measured on (default 1,000,000)")
     parser.add_argument("--upload-sizes", default="10000,100000,1000000",
                         help="upload to receipt through the real handler (the row-path shape stops at 100,000)")
+    parser.add_argument("--small-workers", default="1,2,4",
+                        help="worker processes that twenty small uploads are delivered to at once")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each implementation; the median is kept")
     parser.add_argument("--child", nargs=2, metavar=("WHAT", "ARG"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -298,10 +300,43 @@ def main() -> int:
     for run in uploads:
         print(f"upload to receipt {run['dataset']:>13} {run['rows']:>10,} rows: {run['seconds']:.1f} s, "
               f"peak {run['peak_mb']:,.0f} MB", flush=True)
+    small = endtoend_child("small", args.small_workers)
     growth = endtoend_child("growth", args.store_sizes)["growth"]
     quality = linkage.section(args.linkage_max).splitlines()
-    write_report(results, storage, largest, profile, [*endtoend.report(uploads, growth), *quality])
+    write_report(results, storage, largest, profile, [*issue_14_targets(results, uploads, small),
+                                                      *endtoend.report(uploads, growth),
+                                                      *endtoend.small_report(small), *quality])
     return 0
+
+
+def issue_14_targets(results: list[dict[str, Any]], uploads: list[dict[str, Any]],
+                     small: dict[str, Any]) -> list[str]:
+    """Issue 14's targets, each from figures of this run: what a partner waits for against the core alone."""
+    core = {r["file_rows"]: r for r in results if r["implementation"] == "core"}
+    columnar = {u["rows"]: u for u in uploads if u["dataset"] == "health-visits"}
+    lines = ["## Targets (issue 14): upload to receipt against the core", ""]
+    for rows, upload in sorted(columnar.items()):
+        speed = rows / upload["seconds"]
+        versus = (f", {speed / (rows / core[rows]['seconds']):.2f} of the core's {rows / core[rows]['seconds']:,.0f} "
+                  "rows/s on a file of that size (target: at least 0.5 at 1,000,000 rows)") if rows in core else ""
+        lines.append(f"- {rows:,} rows (columnar trust file) upload to receipt: {upload['seconds']:.1f} s, "
+                     f"{speed:,.0f} rows/s{versus}.")
+    hundred = [u for u in uploads if u["rows"] == 100_000]
+    if hundred:
+        verdicts = [f"{u['dataset']} {u['seconds']:.1f} s ({'met' if u['seconds'] < 10 else 'not met'})"
+                    for u in hundred]
+        lines.append(f"- 100,000 rows in under 10 s: {'; '.join(verdicts)}.")
+    if 1_000_000 in core:
+        speed = 1_000_000 / core[1_000_000]["seconds"]
+        lines.append(f"- The core at 400,000 rows/s or more on the 1,000,000-row file: {speed:,.0f} rows/s "
+                     f"({speed / 400_000:.2f} of the target).")
+    peak = max([u["peak_mb"] for u in uploads] + [r["peak_mb"] for r in core.values()])
+    lines.append(f"- Peak memory under 450 MB at every size, end to end: largest peak {peak:,.0f} MB.")
+    at_once = min(small["at_once"], key=lambda run: run["seconds"])
+    lines += [f"- One small file (300 rows) upload to receipt under 200 ms: {small['single_s'] * 1000:.0f} ms.",
+              f"- Twenty at once under 2 s: {at_once['seconds']:.1f} s (best of {len(small['at_once'])} worker "
+              f"counts, {at_once['workers']} workers).", ""]
+    return lines
 
 
 def _sizes(text: str) -> list[int]:
@@ -327,7 +362,9 @@ def write_report(results: list[dict[str, Any]], storage: dict[str, Any], largest
         "machine, each implementation in a fresh process on the same file (12 columns: bench/policy.yaml), "
         f"timed {results[0]['runs']} times; the median time and the largest peak are shown. Ratios compare "
         "figures measured in the same run. `core` reads these plain CSV files by its columnar path; "
-        "`core-rows` is the same core on its row path, which quoted, Windows-1252 and Excel files take.", "",
+        "`core-rows` is the same core on its row path, which Excel files and contracts with names to match take "
+        "(quoted, CRLF, BOM and Windows-1252 CSV files take the columnar path). These core figures are the core "
+        "alone, from a local file to local Parquet; what a partner waits for is measured further down.", "",
         "## Throughput and memory", "",
         "| rows | implementation | rows/s | peak memory | core speed vs this |",
         "| ---: | --- | ---: | ---: | ---: |",
@@ -364,10 +401,11 @@ def write_report(results: list[dict[str, Any]], storage: dict[str, Any], largest
     for stage, what in [*stages.items(), ("rest", "column checks, consent, suppression, purge months, tables")]:
         seconds = rest if stage == "rest" else profile.get(stage, 0.0)
         lines.append(f"| {what} | {seconds:.2f} | {seconds / profile['total']:.0%} |")
-    lines += ["", "Pseudonyms are HMAC-SHA256 by the brief's formula. Python's hashlib costs about a microsecond "
-              "per HMAC however it is called (copied key states, one-shot constructors, chained maps), and no "
-              "library here hashes a column natively (DuckDB's sha256 made the HMAC slower, not faster), so "
-              "the hashing alone sets a floor under the core's time.",
+    lines += ["", "Pseudonyms are HMAC-SHA256 by the brief's formula, a column at a time: RFC 2104's "
+              "H((K^opad)||H((K^ipad)||m)) over Apache DataFusion's SHA-256 (Rust), about 0.4 us of CPU per "
+              "pseudonym against 1.6 us for Python's hmac per value (polars-hash's SHA-256 was no faster than the "
+              "loop once its hex output is decoded, DuckDB's slower on one thread, and polars-hash's own HMAC takes "
+              "only text keys).",
               "", "## Storage I/O (Azurite, measured separately)", "",
               f"The {largest:,}-row file ({storage['file_mb']:,.0f} MB): download and spool "
               f"{storage['download_s']:.2f} s, upload {storage['upload_s']:.2f} s.", "",

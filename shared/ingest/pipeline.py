@@ -259,6 +259,7 @@ class IngestPipeline:
         raw = self.storage.raw_blob(upload.event.container, upload.event.blob)
         chunks = raw.download_blob(etag=upload.etag, match_condition=MatchConditions.IfNotModified).chunks()
         with spool(chunks, limits.max_file_bytes) as spooled:
+            self._checkpoint("downloaded")
             return transform(spooled, self.policy, upload, ingest_id, key, self.register.snapshot(), writer,
                              previous_keys=[earlier.material for earlier in self.keys.previous_keys()])
 
