@@ -28,8 +28,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 LEAP = ROOT / "policies" / "leap.yaml"
 KEY = bytes(range(32))
-SHAPES = {"sessions": ("family-support-charity", "rows path, names to match keys"),
-          "health-visits": ("nhs-community-health", "columnar path, source tokens")}
+SHAPES = {"sessions": ("family-support-charity", "names to match keys"),
+          "health-visits": ("nhs-community-health", "source tokens")}
 STAGES = ("downloaded", "processed", "curated", "indexed", "receipt", "ledger", "audited", "deleted")
 STAGE_NAMES = {"downloaded": "download", "processed": "transform", "curated": "curated upload",
                "indexed": "person index records",
@@ -83,7 +83,10 @@ def upload_to_receipt(dataset: str, rows: int) -> dict[str, Any]:
         for step in STAGES:
             stages[step] = marks.get(step, previous) - previous
             previous = marks.get(step, previous)
-        return {"dataset": dataset, "rows": rows, "seconds": total, "stages": stages, "status": outcome.status,
+        contract = current.policy.partners[partner].datasets[dataset].contract
+        path = "rows path" if contract.matches else "columnar path"  # the pipeline's choice for a CSV file
+        return {"dataset": dataset, "path": path, "rows": rows, "seconds": total, "stages": stages,
+                "status": outcome.status,
                 "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     finally:
         server.stop()
@@ -222,8 +225,9 @@ def report(uploads: list[dict[str, Any]], growth: list[dict[str, Any]]) -> list[
              "| --- | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in STAGES) + " |"]
     for run in uploads:
         shares = " | ".join(f"{run['stages'][s] / run['seconds']:.0%}" for s in STAGES)
-        lines.append(f"| {run['dataset']} ({SHAPES[run['dataset']][1]}) | {run['rows']:,} | {run['seconds']:.1f} s "
-                     f"| {run['rows'] / run['seconds']:,.0f} | {run['peak_mb']:,.0f} MB | {shares} |")
+        shape = f"{run['dataset']} ({run['path']}, {SHAPES[run['dataset']][1]})"
+        lines.append(f"| {shape} | {run['rows']:,} | {run['seconds']:.1f} s | {run['rows'] / run['seconds']:,.0f} |"
+                     f" {run['peak_mb']:,.0f} MB | {shares} |")
     if growth:
         first, last = growth[0], growth[-1]
         lines += ["", "## The person index as the store grows", "",
