@@ -163,8 +163,8 @@ def profile_core(path: Path) -> dict[str, float]:
                 spent[stage] = spent.get(stage, 0.0) + time.perf_counter() - started
         setattr(owner, name, wrapper)
 
-    def timed_batches(fh: Any, width: int) -> Any:
-        batches = original_batches(fh, width)
+    def timed_batches(*args: Any) -> Any:
+        batches = original_batches(*args)
         while True:
             started = time.perf_counter()
             batch = next(batches, None)
