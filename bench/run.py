@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import endtoend, linkage
+from bench import disclosure, endtoend, linkage
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / ".data"
@@ -303,6 +303,7 @@ def main() -> int:
     small = endtoend_child("small", args.small_workers)
     growth = endtoend_child("growth", args.store_sizes)["growth"]
     quality = linkage.section(args.linkage_max).splitlines()
+    quality += disclosure.section().splitlines()
     write_report(results, storage, largest, profile, [*issue_14_targets(results, uploads, small),
                                                       *endtoend.report(uploads, growth),
                                                       *endtoend.small_report(small), *quality])

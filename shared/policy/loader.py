@@ -28,7 +28,7 @@ from shared.policy.contracts import (
     Column,
     Contract,
 )
-from shared.policy.disclosure_rules import RULES, Rule
+from shared.policy.disclosure_rules import RULES, Dominance, Rule
 from shared.policy.retention_rules import ANCHORS, Offset, RetentionRule
 
 UK_REGIONS = ("uksouth", "ukwest")
@@ -310,8 +310,9 @@ class _Checker:
             if self.identifier(partner_id, path, PARTNER_ID, "partner id (its drop zone is drop-<id>)"):
                 partners[partner_id] = self.partner(partner_id, node, path, programme)
         stored = _stored_columns(partners)
+        special = {d.name for partner in partners.values() for d in partner.datasets.values() if d.special_category}
         reports = {report.name: report for index, node in enumerate(self.entries(root, "reports", ("name",)))
-                   if (report := self.report(node, f"reports[{index}]", stored)) is not None}
+                   if (report := self.report(node, f"reports[{index}]", stored, special)) is not None}
         extracts = {extract.name: extract for index, node in enumerate(self.entries(root, "extracts", EXTRACT_KEYS))
                     if (extract := self.extract(node, f"extracts[{index}]", stored)) is not None}
         if self.issues:
@@ -343,14 +344,14 @@ class _Checker:
                 self.fail(f"{path}.{key}", f"{value!r} is not {what}", ", ".join(sorted(allowed)))
         return tuple(values)
 
-    def report(self, node: dict, path: str, stored: dict[str, set[str]]) -> ReportSpec | None:
+    def report(self, node: dict, path: str, stored: dict[str, set[str]], special: set[str]) -> ReportSpec | None:
         keys = ("name", "audience", "kind", "datasets", "dimensions", "measure", "filters", "rule", "service_column",
                 "outcome_column", "date_columns", "note")
         self.mapping(node, path, keys, ("name", "audience", "datasets"))
         kind = self.choice(node, "kind", path, REPORT_KINDS, "table")
         datasets = self.names(node, "datasets", path, set(stored), "a dataset of the policy")
         columns = set().union(*(stored.get(d, set()) for d in datasets)) if datasets else set()
-        rule = self.rule(node.get("rule", {}), f"{path}.rule")
+        rule = self.rule(node.get("rule", {}), f"{path}.rule", special_category=bool(special & set(datasets)))
         measure, _, measure_column = str(node.get("measure", "people")).partition(":")
         if measure not in MEASURES or (measure in ("sum", "mean")) != bool(measure_column):
             self.fail(f"{path}.measure", f"{node.get('measure')!r} is not a measure",
@@ -379,10 +380,22 @@ class _Checker:
             service_column=node.get("service_column"), outcome_column=node.get("outcome_column"),
             date_columns=dict(date_columns))
 
-    def rule(self, node: Any, path: str) -> Rule:
-        node = self.mapping(node, path, ("type", "threshold"))
+    def rule(self, node: Any, path: str, special_category: bool = False) -> Rule:
+        """A report's rule; a report reading special-category data gets the stricter default threshold."""
+        node = self.mapping(node, path, ("type", "threshold", "dominance"))
         kind = self.choice(node, "type", path, RULES, "threshold")
-        return Rule(kind, self.integer(node, "threshold", path, 10, 2, 100))
+        threshold = self.integer(node, "threshold", path, None, 2, 100) if "threshold" in node else None
+        if threshold is not None and kind != "threshold":
+            self.fail(f"{path}.threshold", f"a {kind} rule has a fixed threshold", "remove it, or use type threshold")
+        return Rule(kind, threshold, special_category, self.dominance(node.get("dominance", {}), f"{path}.dominance"))
+
+    def dominance(self, node: Any, path: str) -> Dominance:
+        """The (n,k) and p% rules for sums and means, k and p given in percent."""
+        node = self.mapping(node, path, ("n", "k", "p"))
+        defaults = Dominance()
+        return Dominance(self.integer(node, "n", path, defaults.n, 1, 10),
+                         self.integer(node, "k", path, round(defaults.k * 100), 1, 100) / 100,
+                         self.integer(node, "p", path, round(defaults.p * 100), 0, 100) / 100)
 
     def extract(self, node: dict, path: str, stored: dict[str, set[str]]) -> ExtractSpec | None:
         self.mapping(node, path, (*EXTRACT_KEYS, *EXTRACT_OPTIONAL_KEYS, "note"), EXTRACT_KEYS)

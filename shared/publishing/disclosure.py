@@ -3,11 +3,20 @@ proves the result.
 
 Tables are counts with their margins (one-way: cells and a total; two-way: cells, row and column totals and a
 grand total). Tables may share margins (two tables by area share the area totals); they are then protected
-together. Primary suppression hides small counts by a rule; secondary suppression hides further cells until no
-hidden cell can be worked out. Before anything is published it is attacked: for each hidden cell, a linear
-programme finds the smallest and largest values consistent with everything published (published counts, exact or
-within their rounding, and every margin relation). A hidden cell whose range is narrower than the rule's
-threshold fails; a table set that cannot be protected is blocked with a reason, never published.
+together. Primary suppression hides small counts by a rule. Secondary suppression then protects each primary cell
+in one small linear programme (the LP heuristic of secondary cell suppression: Kelly, Golden and Assad; Castro's
+network and LP variants): find two tables an attacker cannot tell apart from what is published whose values of
+that cell differ by at least the rule's threshold, deviating as little as possible from the published cells and
+freely on the cells already hidden; every cell the pair deviates on is hidden too. Each such pair is kept as a
+*witness*: two tables consistent with everything published, so the cells they move provably span that much.
+
+Before anything is published it is attacked: for each hidden cell, the smallest and largest values consistent
+with everything published (published counts, exact or within their rounding, and every margin relation). Where
+the witnesses already span the threshold the cell is proven safe; otherwise a linear programme (scipy's HiGHS)
+finds its exact smallest and largest value. A hidden cell whose range is narrower than the threshold is protected
+again and the table attacked again; a table set that cannot be protected is blocked with a reason, never
+published. `optimal_suppression` solves the whole problem exactly as one mixed-integer programme (the
+Fischetti-Salazar model) for small tables, to measure the heuristic against.
 
 Markers follow the DfE's statistical symbols: `c` for a suppressed (confidential) value.
 """
@@ -17,11 +26,23 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from shared.policy.disclosure_rules import Rule
 
+if TYPE_CHECKING:
+    import numpy as np
+
 SUPPRESSED = "c"
+TOLERANCE = 1e-6
+HIDDEN_COST = 1e-3
+"""What moving an already hidden cell costs a protecting programme: almost nothing, so protection reuses them."""
+TIDY_LIMIT = 150
+"""Tables of up to this many quantities (a 10x10 table has 121 with its totals) are tidied after protection."""
+MARGIN_COST = 1.5
+STARTS = ((True, True), (False, True), (True, False), (False, False))
+"""(largest primary first, rectangles where they serve) for each start; large tables take the first only."""
+"""What hiding a total costs against an inner cell's 1: a hidden total hides more of the table."""
 
 Key: TypeAlias = tuple[str | int, ...]
 """One published quantity: (table, row, column) for an inner cell; ("row" | "col", margin, index) for a row or
@@ -83,7 +104,9 @@ class Protection:
     primary: set[Key]
     secondary: set[Key]
     ranges: dict[Key, tuple[float, float]]
-    """For each hidden quantity, the smallest and largest value the attack found consistent."""
+    """For each hidden quantity, the smallest and largest values the attack showed consistent with what is
+    published: the exact extremes where it solved the cell's linear programmes, otherwise two witnessed values
+    at least the threshold apart (the true range is at least as wide)."""
     blocked: str | None = None
 
     @property
@@ -107,9 +130,13 @@ class Protection:
 
 
 class _Model:
-    """The linear relations between every published quantity of a set of tables."""
+    """The linear relations between every published quantity of a set of tables, as a sparse matrix whose rows
+    are the sums (parts minus whole = 0) and whose columns are the quantities."""
 
     def __init__(self, tables: Sequence[Table]) -> None:
+        import numpy as np  # imported here: only protecting a table needs the numerical stack
+        from scipy.sparse import csr_matrix
+
         self.values: dict[Key, int] = {}
         for table in tables:
             for key, value in table.keys().items():
@@ -120,68 +147,278 @@ class _Model:
         self.index = {key: n for n, key in enumerate(self.keys)}
         relations = {(tuple(parts), whole) for table in tables for parts, whole in table.relations()}
         self.relations = sorted(relations, key=str)
-        import numpy as np  # imported here: only protecting a table needs the numerical stack
-
-        matrix = np.zeros((len(self.relations), len(self.keys)))
+        rows, cols, signs = [], [], []
         for r, (parts, whole) in enumerate(self.relations):
-            for part in parts:
-                matrix[r, self.index[part]] = 1.0
-            matrix[r, self.index[whole]] = -1.0
-        self.matrix = matrix
+            for key, sign in [*((part, 1.0) for part in parts), (whole, -1.0)]:
+                rows.append(r)
+                cols.append(self.index[key])
+                signs.append(sign)
+        self.matrix = csr_matrix((signs, (rows, cols)), shape=(len(self.relations), len(self.keys)))
+        self.true = np.array([float(self.values[key]) for key in self.keys])
+        self.margin = np.array([_is_margin(key) for key in self.keys])
+        self.ceiling = float(self.true.max(initial=0.0)) + 1.0
+        """No quantity of a table whose grand total is published can exceed its largest quantity."""
+        self.grid = _grid(tables[0], self.index) if len(tables) == 1 and not tables[0].one_way else None
+        """For one two-way table: the quantity at each place of the table with its totals as a last row and
+        column, where suppression patterns are rectangles."""
 
-    def neighbours(self, key: Key) -> set[Key]:
-        return {k for parts, whole in self.relations if key in (*parts, whole) for k in (*parts, whole)} - {key}
+    def mask(self, keys: set[Key]) -> np.ndarray:
+        import numpy as np
+
+        flags = np.zeros(len(self.keys), dtype=bool)
+        flags[[self.index[key] for key in keys]] = True
+        return flags
 
 
-def attack(model: _Model, published: dict[Key, int], hidden: set[Key],
-           rule: Rule) -> dict[Key, tuple[float, float]]:
-    """For each hidden quantity, its smallest and largest value consistent with everything published."""
+def _grid(table: Table, index: dict[Key, int]) -> np.ndarray:
     import numpy as np
-    from scipy.optimize import linprog
 
-    bounds = [(0.0, None) if key in hidden else rule.bounds(published[key]) for key in model.keys]
-    zero = np.zeros(len(model.relations))
-    ranges: dict[Key, tuple[float, float]] = {}
-    for key in hidden:
-        objective = np.zeros(len(model.keys))
-        objective[model.index[key]] = 1.0
-        low = linprog(objective, A_eq=model.matrix, b_eq=zero, bounds=bounds, method="highs")
-        high = linprog(-objective, A_eq=model.matrix, b_eq=zero, bounds=bounds, method="highs")
-        top = math.inf if high.status == 3 else -high.fun
-        ranges[key] = (low.fun if low.status == 0 else 0.0, top)
-    return ranges
+    rows, cols = table.row_margin or table.name, table.col_margin or table.name
+    total = ("total", table.row_margin or table.col_margin or table.name)
+    grid = [[index[(table.name, i, j)] for j in range(len(row))] + [index[("row", rows, i)]]
+            for i, row in enumerate(table.cells)]
+    grid.append([index[("col", cols, j)] for j in range(len(table.cells[0]))] + [index[total]])
+    return np.array(grid)
+
+
+class _Witnesses:
+    """The smallest and largest value of each quantity over tables known to be consistent with what is
+    published. Hiding more cells only widens what is consistent, so a witness stays valid as protection grows."""
+
+    def __init__(self, true: np.ndarray, tables: Sequence[np.ndarray] = ()) -> None:
+        self.true = true
+        self.low = true.copy()
+        self.high = true.copy()
+        self.tables: list[np.ndarray] = []
+        for table in tables:
+            self.add(table)
+
+    def add(self, table: np.ndarray) -> None:
+        import numpy as np
+
+        np.minimum(self.low, table, out=self.low)
+        np.maximum(self.high, table, out=self.high)
+        self.tables.append(table)
+
+    def without(self, n: int) -> _Witnesses:
+        """The witnesses that stay valid if quantity n is published after all: those that do not move it."""
+        return _Witnesses(self.true, [table for table in self.tables if abs(table[n] - self.true[n]) <= TOLERANCE])
+
+    def width(self, n: int) -> float:
+        return float(self.high[n] - self.low[n])
 
 
 def protect(tables: Sequence[Table], rule: Rule) -> Protection:
-    """Suppress, attack, and suppress more until every hidden quantity is safe, or block."""
+    """Suppress, protect every hidden cell, attack, and repair until the attack finds nothing, or block.
+
+    A small table (up to TIDY_LIMIT quantities) is protected from several starts (the largest or the smallest
+    primary cell first, rectangles or linear programmes), each tidied, and the cheapest pattern kept: the order in
+    which cells are protected decides what one protection can reuse from another."""
     model = _Model(tables)
     values = model.values
     published = {key: rule.publish(value) for key, value in values.items()}
     primary = {key for key, value in values.items() if rule.hides(value)}
-    hidden = set(primary)
     totals = [value for key, value in values.items() if key[0] == "total"]
     if any(0 < total < rule.smallest_published for total in totals):
         return _blocked(published, primary, "the table counts fewer people than the rule allows to publish at all")
+    small = len(model.keys) <= TIDY_LIMIT
+    best: tuple[float, np.ndarray, dict[Key, tuple[float, float]]] | None = None
+    for largest_first, rectangles in STARTS if small else STARTS[:1]:
+        found = _suppress(model, published, primary, rule, largest_first, rectangles, tidy=small)
+        if found is not None and (best is None or found[0] < best[0] - TOLERANCE):
+            best = found
+    if best is None:
+        return _blocked(published, primary, "no further cells can be hidden to protect the small counts")
+    hidden_keys = {key for key, flag in zip(model.keys, best[1], strict=True) if flag}
+    return Protection(_render(published, hidden_keys), primary, hidden_keys - primary, best[2])
+
+
+def _suppress(model: _Model, published: dict[Key, int], primary: set[Key], rule: Rule, largest_first: bool,
+              rectangles: bool, tidy: bool) -> tuple[float, np.ndarray, dict[Key, tuple[float, float]]] | None:
+    """One start: protect each primary cell, attack, protect what the attack finds too narrow, and repeat; then
+    tidy. The pattern's cost (cells, totals costing more), the hidden quantities and the attack's ranges; None if
+    some cell cannot be protected."""
+    import numpy as np
+
+    hidden = model.mask(primary)
+    witnesses = _Witnesses(model.true)
+    need = float(rule.smallest_published)
+    sign = -1.0 if largest_first else 1.0
+    for n in sorted((model.index[key] for key in primary), key=lambda n: (sign * model.true[n], n)):
+        if not ((rectangles and _rectangle(model, n, hidden, witnesses, need))
+                or _shield(model, n, hidden, witnesses, need)):
+            return None
     for _ in range(len(model.keys) + 1):
-        ranges = attack(model, published, hidden, rule)
-        failing = [key for key, (lo, hi) in ranges.items() if hi - lo < rule.smallest_published]
+        ranges = attack(model, published, hidden, rule, witnesses)
+        failing = [model.index[key] for key, (lo, hi) in ranges.items() if hi - lo < need - TOLERANCE]
         if not failing:
-            return Protection(_render(published, hidden), primary, hidden - primary, ranges)
-        complement = _complement(model, failing, hidden, values)
-        if complement is None:
-            return _blocked(published, primary, "no further cell can be hidden to protect the small counts")
-        hidden.add(complement)
-    return _blocked(published, primary, "secondary suppression did not converge")
+            if tidy:
+                hidden, witnesses = _tidy(model, published, primary, hidden, witnesses, rule)
+                ranges = attack(model, published, hidden, rule, witnesses)
+            cost = float(np.where(model.margin, MARGIN_COST, 1.0)[hidden].sum())
+            return cost, hidden, ranges
+        for n in failing:
+            if not _shield(model, n, hidden, witnesses, need):
+                return None
+    return None
 
 
-def _complement(model: _Model, failing: list[Key], hidden: set[Key],
-                values: dict[Key, int]) -> Key | None:
-    """The cheapest quantity to hide next: related to a failing cell, an inner cell before a total, a non-zero
-    count before a zero, the smallest first."""
-    candidates = {key for cell in failing for key in model.neighbours(cell)} - hidden
-    if not candidates:
-        return None
-    return min(candidates, key=lambda key: (_is_margin(key), values[key] == 0, values[key], str(key)))
+def _rectangle(model: _Model, n: int, hidden: np.ndarray, witnesses: _Witnesses, need: float) -> bool:
+    """Protect quantity n of a two-way table with the cheapest rectangle through it (the hypercube method of
+    tau-Argus and sdcTable, in two dimensions), the table's totals counting as a last row and column.
+
+    Moving n by d moves the corner in its row and the corner in its column by -d and the far corner by +d (a
+    total moves with its parts, so each total among the corners flips the sign). Going down, n and the corners
+    moving with it can give up at most their values; going up, the corners moving against it can. A rectangle
+    protects n if those two amounts add up to `need`; of those, the one hiding fewest new cells (totals costing
+    more), then the least of the table, is hidden. False if the table is not one two-way table or no rectangle
+    protects n."""
+    if witnesses.width(n) >= need - TOLERANCE:
+        return True
+    if model.grid is None:
+        return False
+    import numpy as np
+
+    grid = model.grid
+    (i,), (j,) = np.nonzero(grid == n)
+    last_row, last_col = grid.shape[0] - 1, grid.shape[1] - 1
+    row_sign = np.where(np.arange(grid.shape[0]) == last_row, -1.0, 1.0)
+    col_sign = np.where(np.arange(grid.shape[1]) == last_col, -1.0, 1.0)
+    own = row_sign[i] * col_sign[j]
+    # sign of each corner relative to n: (i, l) -1, (k, j) -1, (k, l) +1, each flipped once per total it is
+    along_row = -row_sign[i] * col_sign * own          # corner (i, l) for every l
+    along_col = -row_sign * col_sign[j] * own          # corner (k, j) for every k
+    far = np.outer(row_sign, col_sign) * own           # corner (k, l)
+    value = model.true
+    row_value, col_value, far_value = value[grid[i, :]], value[grid[:, j]], value[grid]
+    big = np.inf
+    down = np.full(grid.shape, value[n])
+    up = np.full(grid.shape, big)
+    for sign, amount in ((along_row[None, :], row_value[None, :]), (along_col[:, None], col_value[:, None]),
+                         (far, far_value)):
+        down = np.where(sign > 0, np.minimum(down, amount), down)
+        up = np.where(sign < 0, np.minimum(up, amount), up)
+    cost = np.where(hidden, 0.0, np.where(model.margin, MARGIN_COST, 1.0))
+    price = cost[grid[i, :]][None, :] + cost[grid[:, j]][:, None] + cost[grid]
+    lost = (np.where(hidden, 0.0, value)[grid[i, :]][None, :] + np.where(hidden, 0.0, value)[grid[:, j]][:, None]
+            + np.where(hidden, 0.0, value)[grid])
+    usable = down + up >= need - TOLERANCE
+    usable[i, :] = False
+    usable[:, j] = False
+    if not usable.any():
+        return False
+    score = np.where(usable, price * (1.0 + value.sum()) + lost, np.inf)
+    k, m = np.unravel_index(int(np.argmin(score)), score.shape)
+    corners = [grid[i, j], grid[i, m], grid[k, j], grid[k, m]]
+    signs = np.array([1.0, along_row[m], along_col[k], far[k, m]])
+    hidden[corners] = True
+    for move in (min(float(up[k, m]), model.ceiling), -float(down[k, m])):
+        table = value.copy()
+        table[corners] += signs * move
+        witnesses.add(table)
+    return True
+
+
+def _tidy(model: _Model, published: dict[Key, int], primary: set[Key], hidden: np.ndarray,
+          witnesses: _Witnesses, rule: Rule) -> tuple[np.ndarray, _Witnesses]:
+    """Publish again each secondary cell the attack shows is not needed, costliest and largest first: one
+    protection at a time cannot see that a later one made an earlier cell redundant. Each trial is a full
+    attack, so this runs on small tables only (TIDY_LIMIT quantities)."""
+    import numpy as np
+
+    need = float(rule.smallest_published)
+    is_primary = model.mask(primary)
+    order = sorted((int(n) for n in np.flatnonzero(hidden & ~is_primary)),
+                   key=lambda n: (-(MARGIN_COST if model.margin[n] else 1.0), -model.true[n], n))
+    for n in order:
+        trial = hidden.copy()
+        trial[n] = False
+        kept = witnesses.without(n)
+        known = len(kept.tables)
+        ranges = attack(model, published, trial, rule, kept, first_failure=True)
+        if all(hi - lo >= need - TOLERANCE for lo, hi in ranges.values()):
+            hidden, witnesses = trial, kept
+        else:  # what the trial's attack found is consistent with the larger pattern too
+            for table in kept.tables[known:]:
+                witnesses.add(table)
+    return hidden, witnesses
+
+
+def _shield(model: _Model, n: int, hidden: np.ndarray, witnesses: _Witnesses, need: float) -> bool:
+    """Hide what quantity n needs so that two tables consistent with what is published differ on it by `need`.
+
+    One linear programme over two deviation vectors u and l from the true table (u and l each keep every sum,
+    keep every quantity non-negative, and u[n] - l[n] >= need), paying per unit of deviation: almost nothing on
+    hidden quantities, 1 on an inner cell, more on a total. The quantities either deviation moves are hidden; the
+    two tables true+u and true+l are kept as witnesses. False if no such pair exists (nothing can protect n)."""
+    if witnesses.width(n) >= need - TOLERANCE:
+        return True
+    import numpy as np
+    from scipy.optimize import linprog
+    from scipy.sparse import bmat, csr_matrix, identity, vstack
+
+    size = len(model.keys)
+    cost = np.where(hidden, HIDDEN_COST, np.where(model.margin, MARGIN_COST, 1.0))
+    # Variables: u+, u-, l+, l-, s (each one per quantity); u = u+ - u-, l = l+ - l-, and s bounds every part of
+    # a quantity's movement, so that moving a cell in both tables costs what moving it in one does.
+    zeros = np.zeros(size)
+    objective = np.concatenate([zeros, zeros, zeros, zeros, cost])
+    a = model.matrix
+    equalities = bmat([[a, -a, None, None, csr_matrix(a.shape)], [None, None, a, -a, None]], format="csr")
+    one = identity(size, format="csr")
+    parts = bmat([[one, None, None, None, -one], [None, one, None, None, -one], [None, None, one, None, -one],
+                  [None, None, None, one, -one]], format="csr")
+    width = np.zeros(5 * size)
+    width[[n, size + n, 2 * size + n, 3 * size + n]] = [-1.0, 1.0, 1.0, -1.0]
+    up = np.full(size, model.ceiling)
+    down = model.true
+    bounds = np.stack([np.zeros(5 * size), np.concatenate([up, down, up, down, up])], axis=1)
+    result = linprog(objective, A_ub=vstack([csr_matrix(width), parts], format="csr"),
+                     b_ub=np.concatenate([[-need], np.zeros(4 * size)]), A_eq=equalities,
+                     b_eq=np.zeros(equalities.shape[0]), bounds=bounds, method="highs")
+    if result.status != 0:
+        return False
+    x = result.x
+    upper, lower = x[:size] - x[size:2 * size], x[2 * size:3 * size] - x[3 * size:4 * size]
+    hidden |= (np.abs(upper) > TOLERANCE) | (np.abs(lower) > TOLERANCE)
+    witnesses.add(model.true + upper)
+    witnesses.add(model.true + lower)
+    return True
+
+
+def attack(model: _Model, published: dict[Key, int], hidden: np.ndarray, rule: Rule,
+           witnesses: _Witnesses | None = None, first_failure: bool = False) -> dict[Key, tuple[float, float]]:
+    """For each hidden quantity, its smallest and largest value consistent with everything published.
+
+    Two tables consistent with what is published that differ on a cell by the threshold already prove that
+    cell safe; every other hidden cell gets two linear programmes for its exact extremes, and each solution is
+    itself such a table, so later cells are often proven by earlier ones. With `first_failure`, it stops at the
+    first cell whose range is too narrow (for trials that only need to know whether a pattern holds)."""
+    import numpy as np
+    from scipy.optimize import linprog
+
+    need = float(rule.smallest_published)
+    witnesses = witnesses or _Witnesses(model.true)
+    bounds = [(0.0, None) if flag else rule.bounds(published[key]) for key, flag in zip(model.keys, hidden,
+                                                                                         strict=True)]
+    zero = np.zeros(len(model.relations))
+    ranges: dict[Key, tuple[float, float]] = {}
+    for n in map(int, np.flatnonzero(hidden)):
+        if witnesses.width(n) >= need - TOLERANCE:
+            ranges[model.keys[n]] = (float(witnesses.low[n]), float(witnesses.high[n]))
+            continue
+        objective = np.zeros(len(model.keys))
+        objective[n] = 1.0
+        low = linprog(objective, A_eq=model.matrix, b_eq=zero, bounds=bounds, method="highs")
+        high = linprog(-objective, A_eq=model.matrix, b_eq=zero, bounds=bounds, method="highs")
+        for solution in (low, high):
+            if solution.status == 0:
+                witnesses.add(solution.x)
+        top = math.inf if high.status == 3 else -high.fun
+        ranges[model.keys[n]] = (low.fun if low.status == 0 else 0.0, top)
+        if first_failure and top - ranges[model.keys[n]][0] < need - TOLERANCE:
+            break
+    return ranges
 
 
 def _is_margin(key: Key) -> bool:
@@ -195,3 +432,78 @@ def _render(published: dict[Key, int], hidden: set[Key]) -> dict[Key, int | str]
 
 def _blocked(published: dict[Key, int], primary: set[Key], reason: str) -> Protection:
     return Protection({key: SUPPRESSED for key in published}, primary, set(), {}, blocked=reason)
+
+
+# The exact optimum, to measure the heuristic against ---------------------------------------------------------
+
+@dataclass
+class Optimum:
+    hidden: set[Key]
+    """The quantities hidden, primary and secondary."""
+    secondary: int
+    proven: bool
+    """True if the solver proved the pattern optimal within its time limit; False if it stopped at the limit
+    with the best pattern found (then not necessarily the smallest)."""
+
+
+def optimal_suppression(tables: Sequence[Table], rule: Rule, time_limit: float = 60.0) -> Optimum | None:
+    """The cheapest set of cells to hide so that every primary cell's range is at least the threshold wide, as
+    one mixed-integer programme (the Fischetti-Salazar model, in its compact form), solved by HiGHS.
+
+    For each primary cell p, two deviation vectors u^p and l^p from the true table keep every sum and every
+    quantity non-negative, may move a quantity only if it is hidden (x = 1), and u^p[p] - l^p[p] >= threshold.
+    Costs are those `protect` uses (1 an inner cell, more a total). The variables grow with the primary cells
+    times the table, so this is for small tables; None if no pattern was found within the time limit."""
+    import numpy as np
+    from scipy.optimize import Bounds, LinearConstraint, milp
+    from scipy.sparse import csr_matrix, diags, hstack, vstack
+    from scipy.sparse import identity as eye
+
+    model = _Model(tables)
+    primary = [n for n, key in enumerate(model.keys) if rule.hides(model.values[key])]
+    size, need = len(model.keys), float(rule.smallest_published)
+    rows: list[Any] = []
+    lower: list[np.ndarray] = []
+    upper: list[np.ndarray] = []
+    width = 2 * size * len(primary)  # the deviation vectors, then the x's
+    identity = eye(size, format="csr")
+    for k, p in enumerate(primary):
+        for side in (0, 1):
+            start = (2 * k + side) * size
+            rows.append(_place(model.matrix, start, width + size))
+            lower.append(np.zeros(model.matrix.shape[0]))
+            upper.append(np.zeros(model.matrix.shape[0]))
+            # -true*x <= dev  and  dev <= ceiling*x  (a quantity that is not hidden cannot move)
+            rows.append(hstack([_place(identity, start, width), diags(model.true, format="csr")], format="csr"))
+            lower.append(np.zeros(size))
+            upper.append(np.full(size, np.inf))
+            rows.append(hstack([_place(identity, start, width), diags(np.full(size, -model.ceiling), format="csr")],
+                               format="csr"))
+            lower.append(np.full(size, -np.inf))
+            upper.append(np.zeros(size))
+        spread = np.zeros(width + size)
+        spread[2 * k * size + p], spread[(2 * k + 1) * size + p] = 1.0, -1.0
+        rows.append(csr_matrix(spread))
+        lower.append(np.array([need]))
+        upper.append(np.array([np.inf]))
+    cost = np.concatenate([np.zeros(width), np.where(model.margin, MARGIN_COST, 1.0)])
+    low = np.concatenate([np.concatenate([-model.true] * 2 * len(primary)) if primary else np.zeros(0),
+                          model.mask({model.keys[p] for p in primary}).astype(float)])
+    high = np.concatenate([np.full(width, model.ceiling), np.ones(size)])
+    integrality = np.concatenate([np.zeros(width), np.ones(size)])
+    constraints = [LinearConstraint(vstack(rows, format="csr"), np.concatenate(lower), np.concatenate(upper))] \
+        if rows else []
+    result = milp(cost, constraints=constraints, integrality=integrality, bounds=Bounds(low, high),
+                  options={"time_limit": time_limit})
+    if result.x is None:
+        return None
+    hidden = {model.keys[n] for n in np.flatnonzero(result.x[width:] > 0.5)}
+    return Optimum(hidden, len(hidden) - len(primary), proven=result.status == 0)
+
+
+def _place(block: Any, start: int, width: int) -> Any:
+    """`block` as columns start.. of a matrix `width` columns wide."""
+    from scipy.sparse import csr_matrix, hstack
+
+    parts = [csr_matrix((block.shape[0], start)), block, csr_matrix((block.shape[0], width - start - block.shape[1]))]
+    return hstack([part for part in parts if part.shape[1]], format="csr")

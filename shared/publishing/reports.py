@@ -29,6 +29,8 @@ from shared.publishing import analysis
 from shared.publishing.disclosure import SUPPRESSED, Protection, Table, protect
 
 NOT_RECORDED = "not recorded"
+Measure = dict[tuple[int, int], float | str]
+"""A sum or mean per cell, or the marker where its contributors dominate it (the rule's n,k or p% test)."""
 
 
 class ReportService:
@@ -49,6 +51,7 @@ class ReportService:
         table, measure, data_version = self._table(spec)
         result = protect([table], spec.rule)
         metadata = self._metadata(spec, table, result, data_version, today)
+        metadata["cells_hidden"]["dominance"] = sum(value == SUPPRESSED for value in (measure or {}).values())
         folder = f"{spec.name}/{today.isoformat()}"
         if result.ok:
             csv_text = self._csv(spec, table, result, measure)
@@ -80,7 +83,7 @@ class ReportService:
 
     # Building the table ------------------------------------------------------------------------------------
 
-    def _table(self, spec: ReportSpec) -> tuple[Table, dict[tuple[int, int], float] | None, str]:
+    def _table(self, spec: ReportSpec) -> tuple[Table, Measure | None, str]:
         if spec.kind == "impact":
             return self._impact_table(spec)
         columns = set(spec.dimensions) | set(spec.filters) | ({spec.measure_column} if spec.measure_column else set())
@@ -98,7 +101,8 @@ class ReportService:
             measure_column = spec.measure_column
             if measure_column is None:
                 raise ValueError(f"report {spec.name!r}: a {spec.measure} needs the column it measures")
-            measure = {key: _aggregate(spec.measure, [r.get(measure_column) for r in group])
+            measure = {key: SUPPRESSED if spec.rule.dominance.failure(_per_person(group, measure_column))
+                       else _aggregate(spec.measure, [r.get(measure_column) for r in group])
                        for key, group in groups.items()}
         if len(spec.dimensions) == 2:  # rows of the table are the first dimension
             counts = [list(column) for column in zip(*counts, strict=True)]
@@ -107,7 +111,7 @@ class ReportService:
             table = Table(spec.name, counts, row_labels=[""], col_labels=first)
         return table, measure, data.data_version
 
-    def _impact_table(self, spec: ReportSpec) -> tuple[Table, dict[tuple[int, int], float], str]:
+    def _impact_table(self, spec: ReportSpec) -> tuple[Table, Measure, str]:
         """People by the combination of services they received, with the mean change in their outcome score
         between their first and last assessment, linked across datasets and partners."""
         service_column, outcome_column = spec.service_column, spec.outcome_column
@@ -132,7 +136,8 @@ class ReportService:
                 changes[combination].append(measured[-1][1] - measured[0][1])
         labels = sorted(changes)
         table = Table(spec.name, [[len(changes[label]) for label in labels]], row_labels=[""], col_labels=labels)
-        means = {(j, 0): round(sum(changes[label]) / len(changes[label]), 1) for j, label in enumerate(labels)}
+        means: Measure = {(j, 0): SUPPRESSED if spec.rule.dominance.failure(changes[label])
+                          else round(sum(changes[label]) / len(changes[label]), 1) for j, label in enumerate(labels)}
         return table, means, data.data_version
 
     # Writing -----------------------------------------------------------------------------------------------
@@ -151,7 +156,7 @@ class ReportService:
                 "policy_version": self.policy.version, "data_version": data_version}
 
     def _csv(self, spec: ReportSpec, table: Table, result: Protection,
-             measure: dict[tuple[int, int], float] | None) -> str:
+             measure: Measure | None) -> str:
         if table.one_way:
             header = [spec.dimensions[0] if spec.dimensions else "services", "people" if spec.measure != "rows"
                       else "rows"]
@@ -174,7 +179,7 @@ class ReportService:
         return to_csv(header, rows)
 
     def _html(self, spec: ReportSpec, table: Table, result: Protection,
-              measure: dict[tuple[int, int], float] | None, metadata: dict[str, Any]) -> str:
+              measure: Measure | None, metadata: dict[str, Any]) -> str:
         import csv
 
         rows = list(csv.reader(io.StringIO(self._csv(spec, table, result, measure))))
@@ -206,6 +211,15 @@ def _label(value: object) -> str:
 
 def _count(measure: str, rows: list[dict[str, Any]]) -> int:
     return len(rows) if measure == "rows" else len({row["_person"] for row in rows})
+
+
+def _per_person(rows: list[dict[str, Any]], column: str) -> list[float]:
+    """Each person's contribution to a cell's sum: dominance is about people, however many rows each has."""
+    totals: dict[str, float] = defaultdict(float)
+    for row in rows:
+        if row.get(column) is not None:
+            totals[row["_person"]] += float(row[column])
+    return list(totals.values())
 
 
 def _aggregate(measure: str, values: list[Any]) -> float:
