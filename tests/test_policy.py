@@ -142,3 +142,19 @@ def test_extract_privacy_keys_are_checked(tmp_path):
     extract = load_policy(POLICIES["thriving-families"]).extracts["national-evaluation"]
     assert (extract.sensitive, extract.l, extract.max_suppressed_percent) == (("social_care_status",), 2, 2.0)
     assert "family support services" in extract.purpose
+
+
+def test_reports_on_special_category_data_get_the_stricter_threshold_and_dominance_is_configurable(tmp_path):
+    families = load_policy(POLICIES["thriving-families"])
+    assert families.partners["thriving-families-team"].datasets["family-support"].special_category
+    assert families.reports["families-supported"].rule.smallest_published == 20
+    assert load_policy(POLICIES["leap"]).reports["sessions-by-service"].rule.smallest_published == 10
+    text = POLICIES["leap"].read_text().replace("rule: {type: threshold, threshold: 10}",
+                                                "rule: {type: ons-10-5, threshold: 10, dominance: {k: 80, q: 1}}", 1)
+    path = tmp_path / "leap.yaml"
+    path.write_text(text)
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    message = str(caught.value)
+    assert "reports[0].rule.threshold: a ons-10-5 rule has a fixed threshold" in message
+    assert "reports[0].rule.dominance.q: unknown key" in message

@@ -295,3 +295,55 @@ def test_a_person_sent_in_six_files_with_a_combination_nobody_else_has_is_never_
         assert min(len(group) for group in people.values() if person in group) >= 5
     assert "OL1" not in {row[rows[0].index("postcode_district")] for row in rows[1:]}
     assert sixes or made["suppressed"]["rows"] >= 6
+
+
+def test_k_counts_people_not_rows():
+    """One person sent in six monthly files, with a postcode nobody else has, is one person: not published alone."""
+    from shared.publishing.extracts import RECIPIENT_ID, k_anonymise
+
+    alone = [{RECIPIENT_ID: "only-one", "postcode_district": "ZZ9", "score": month} for month in range(6)]
+    others = [{RECIPIENT_ID: f"p{n}", "postcode_district": "SW9", "score": n} for n in range(5)]
+    kept, _, _ = k_anonymise(alone + others, ("postcode_district",), k=5)
+    groups: dict = {}
+    for row in kept:
+        groups.setdefault(row["postcode_district"], set()).add(row[RECIPIENT_ID])
+    assert all(len(people) >= 5 for people in groups.values()), "every published combination holds 5 people"
+
+
+def test_a_sum_one_child_dominates_is_hidden_while_its_count_is_shown(app_env, storage, tmp_path, monkeypatch):
+    """ACRO's (n,k) rule on a report's sums: one child's 200 sessions of baby_steps' 211 would tell anyone who
+    knows the other children's sessions how many that child had."""
+    text = POLICIES["leap"].read_text().replace("reports:\n", """reports:
+  - name: sessions-attended
+    audience: LEAP evaluation team
+    datasets: [sessions]
+    dimensions: [service]
+    measure: sum:sessions_attended
+""", 1)
+    path = tmp_path / "leap.yaml"
+    path.write_text(text)
+    app_env(path)
+    rows = ["family_ref,nhs_number,child_name,parent_name,address,child_postcode,date_of_birth,ethnicity,"
+            "disability,service,session_date,sessions_attended,asq_communication,consent"]
+    for n in range(24):
+        service, sessions = ("baby_steps", 200 if n == 0 else 1) if n < 12 else ("family_nurse", 10)
+        number = synthetic.nhs_number(random.Random(n))
+        rows.append(f"FS-{n},{number},A B,C D,1 Road,SW9 8AB,2023-01-15,WBRI,N,{service},2024-03-01,{sessions},,Y")
+    upload(storage, "family-support-charity", "sessions/s.csv", "\r\n".join(rows).encode())
+    deliver_all(storage)
+    api = http_api(monkeypatch)
+    status, metadata, _ = api("POST", "reports/sessions-attended", ANALYST)
+    assert status == 201 and metadata["cells_hidden"]["dominance"] == 1
+    table = csv_rows(read(api("GET", "reports/sessions-attended/latest", ANALYST)[1]["links"]["csv"]).decode())
+    by_service = {row[0]: row[1:] for row in table[1:]}
+    assert by_service["baby_steps"] == ["12", "c"]
+    assert by_service["family_nurse"] == ["12", "120.0"]
+
+
+def test_special_category_data_is_published_under_the_stricter_threshold(families):
+    """Thriving Families' family-support data is special category: its report hides counts below 20."""
+    api, _ = families
+    status, metadata, _ = api("POST", "reports/families-supported", ANALYST)
+    assert status == 201 and metadata["rule"]["smallest_published"] == 20
+    table = csv_rows(read(api("GET", "reports/families-supported/latest", ANALYST)[1]["links"]["csv"]).decode())
+    assert all(cell == "c" or int(cell) >= 20 for _, cell in table[1:])

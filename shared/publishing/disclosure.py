@@ -161,6 +161,7 @@ class _Model:
         self.grid = _grid(tables[0], self.index) if len(tables) == 1 and not tables[0].one_way else None
         """For one two-way table: the quantity at each place of the table with its totals as a last row and
         column, where suppression patterns are rectangles."""
+        self.network = _Network(self) if self.grid is not None else None
 
     def mask(self, keys: set[Key]) -> np.ndarray:
         import numpy as np
@@ -179,6 +180,73 @@ def _grid(table: Table, index: dict[Key, int]) -> np.ndarray:
             for i, row in enumerate(table.cells)]
     grid.append([index[("col", cols, j)] for j in range(len(table.cells[0]))] + [index[total]])
     return np.array(grid)
+
+
+class _Network:
+    """One two-way table as a flow network, for exact ranges without a linear programme (Castro's network view
+    of secondary suppression). With its totals as a last row and column and the sign of each single total
+    flipped, every row and column of the table sums to zero, so what an attacker cannot rule out is a
+    circulation on the bipartite graph of rows and columns: raising place (r, c) is an arc row r -> column c,
+    lowering it an arc back, each with the room that place has (a count can fall to 0; a flipped total can rise
+    by at most its value). How far a hidden place can rise is the maximum flow back from its column to its
+    row through the other hidden places, and how far it can fall the flow the other way; the flow itself is a
+    table consistent with what is published, so it is kept as a witness. Exact for counts published exactly."""
+
+    def __init__(self, model: _Model) -> None:
+        import numpy as np
+
+        grid = model.grid
+        assert grid is not None
+        rows, cols = grid.shape
+        self.places = grid.ravel()
+        self.row = np.repeat(np.arange(rows), cols)
+        self.col = rows + np.tile(np.arange(cols), rows)
+        self.flipped = (self.row == rows - 1) ^ (self.col == rows + cols - 1)
+        self.nodes = rows + cols
+        room = float(2 * model.ceiling + 1)
+        value = model.true[self.places]
+        self.rise = np.where(self.flipped, value, room).astype(np.int64)
+        self.fall = np.where(self.flipped, room, value).astype(np.int64)
+        self.where = {int(n): k for k, n in enumerate(self.places)}
+        self.place_of_arc = {(int(r), int(c)): k for k, (r, c) in enumerate(zip(self.row, self.col, strict=True))}
+        self.true = model.true
+
+    def prove(self, n: int, hidden: np.ndarray, witnesses: _Witnesses) -> tuple[float, float]:
+        """Quantity n's exact smallest and largest value given the hidden quantities; both tables kept."""
+        import numpy as np
+        from scipy.sparse import csr_matrix
+        from scipy.sparse.csgraph import maximum_flow
+
+        k = self.where[n]
+        others = hidden[self.places].copy()
+        others[k] = False
+        heads = np.concatenate([self.row[others], self.col[others]])
+        tails = np.concatenate([self.col[others], self.row[others]])
+        room = np.concatenate([self.rise[others], self.fall[others]]).astype(np.int32)
+        graph = csr_matrix((room, (heads, tails)), shape=(self.nodes, self.nodes))
+        sign = -1.0 if self.flipped[k] else 1.0
+        moves = []
+        for source, sink, limit, direction in ((self.col[k], self.row[k], self.rise[k], 1.0),
+                                               (self.row[k], self.col[k], self.fall[k], -1.0)):
+            flow = maximum_flow(graph, int(source), int(sink))
+            amount = float(min(flow.flow_value, limit))
+            scale = amount / flow.flow_value if flow.flow_value else 0.0
+            moved = flow.flow.tocoo()
+            change = np.zeros(len(self.places))
+            for head, tail, units in zip(moved.row.tolist(), moved.col.tolist(), moved.data.tolist(), strict=True):
+                if units > 0:  # along an arc row -> column the place rises, back along one it falls
+                    if (head, tail) in self.place_of_arc:
+                        change[self.place_of_arc[(head, tail)]] += units * scale
+                    else:
+                        change[self.place_of_arc[(tail, head)]] -= units * scale
+            change[k] = direction * amount
+            table = self.true.copy()
+            table[self.places] += change * np.where(self.flipped, -1.0, 1.0)
+            witnesses.add(table)
+            moves.append(amount)
+        rise, fall = moves
+        return ((self.true[n] - fall, self.true[n] + rise) if sign > 0 else
+                (self.true[n] - rise, self.true[n] + fall))
 
 
 class _Witnesses:
@@ -222,9 +290,10 @@ def protect(tables: Sequence[Table], rule: Rule) -> Protection:
     if any(0 < total < rule.smallest_published for total in totals):
         return _blocked(published, primary, "the table counts fewer people than the rule allows to publish at all")
     small = len(model.keys) <= TIDY_LIMIT
+    tidy = small or (model.network is not None and not rule.rounds)
     best: tuple[float, np.ndarray, dict[Key, tuple[float, float]]] | None = None
     for largest_first, rectangles in STARTS if small else STARTS[:1]:
-        found = _suppress(model, published, primary, rule, largest_first, rectangles, tidy=small)
+        found = _suppress(model, published, primary, rule, largest_first, rectangles, tidy)
         if found is not None and (best is None or found[0] < best[0] - TOLERANCE):
             best = found
     if best is None:
@@ -245,7 +314,7 @@ def _suppress(model: _Model, published: dict[Key, int], primary: set[Key], rule:
     need = float(rule.smallest_published)
     sign = -1.0 if largest_first else 1.0
     for n in sorted((model.index[key] for key in primary), key=lambda n: (sign * model.true[n], n)):
-        if not ((rectangles and _rectangle(model, n, hidden, witnesses, need))
+        if not ((rectangles and _rectangle(model, n, hidden, witnesses, need, not rule.rounds))
                 or _shield(model, n, hidden, witnesses, need)):
             return None
     for _ in range(len(model.keys) + 1):
@@ -263,7 +332,8 @@ def _suppress(model: _Model, published: dict[Key, int], primary: set[Key], rule:
     return None
 
 
-def _rectangle(model: _Model, n: int, hidden: np.ndarray, witnesses: _Witnesses, need: float) -> bool:
+def _rectangle(model: _Model, n: int, hidden: np.ndarray, witnesses: _Witnesses, need: float,
+               exact: bool) -> bool:
     """Protect quantity n of a two-way table with the cheapest rectangle through it (the hypercube method of
     tau-Argus and sdcTable, in two dimensions), the table's totals counting as a last row and column.
 
@@ -277,6 +347,10 @@ def _rectangle(model: _Model, n: int, hidden: np.ndarray, witnesses: _Witnesses,
         return True
     if model.grid is None:
         return False
+    if model.network is not None and exact:
+        low_value, high_value = model.network.prove(n, hidden, witnesses)
+        if high_value - low_value >= need - TOLERANCE:
+            return True
     import numpy as np
 
     grid = model.grid
@@ -398,15 +472,22 @@ def attack(model: _Model, published: dict[Key, int], hidden: np.ndarray, rule: R
     from scipy.optimize import linprog
 
     need = float(rule.smallest_published)
-    witnesses = witnesses or _Witnesses(model.true)
-    bounds = [(0.0, None) if flag else rule.bounds(published[key]) for key, flag in zip(model.keys, hidden,
-                                                                                         strict=True)]
+    bounds: list[tuple[float, float | None]] = [
+        (0.0, None) if flag else rule.bounds(published[key]) for key, flag in zip(model.keys, hidden, strict=True)]
+    witnesses = _checked(model, witnesses or _Witnesses(model.true), bounds)
     zero = np.zeros(len(model.relations))
     ranges: dict[Key, tuple[float, float]] = {}
     for n in map(int, np.flatnonzero(hidden)):
         if witnesses.width(n) >= need - TOLERANCE:
             ranges[model.keys[n]] = (float(witnesses.low[n]), float(witnesses.high[n]))
             continue
+        if model.network is not None and not rule.rounds:
+            low_value, high_value = model.network.prove(n, hidden, witnesses)
+            if high_value - low_value >= need - TOLERANCE or first_failure:
+                ranges[model.keys[n]] = (low_value, high_value)
+                if first_failure and high_value - low_value < need - TOLERANCE:
+                    break  # the flow is exact: a trial needs no programme to know it fails
+                continue
         objective = np.zeros(len(model.keys))
         objective[n] = 1.0
         low = linprog(objective, A_eq=model.matrix, b_eq=zero, bounds=bounds, method="highs")
@@ -419,6 +500,25 @@ def attack(model: _Model, published: dict[Key, int], hidden: np.ndarray, rule: R
         if first_failure and top - ranges[model.keys[n]][0] < need - TOLERANCE:
             break
     return ranges
+
+
+def _checked(model: _Model, witnesses: _Witnesses, bounds: list[tuple[float, float | None]]) -> _Witnesses:
+    """The witnesses that satisfy the attack's own programme: every sum holds, hidden quantities are not
+    negative, and published ones lie within what is published. Nothing is taken on trust from protection."""
+    import numpy as np
+
+    if not witnesses.tables:
+        return witnesses
+    tables = np.array(witnesses.tables)
+    low = np.array([lo for lo, _ in bounds])
+    high = np.array([np.inf if hi is None else hi for _, hi in bounds])
+    sums = np.abs(model.matrix @ tables.T).max(axis=0) <= TOLERANCE * (1.0 + model.ceiling)
+    inside = ((tables >= low - TOLERANCE) & (tables <= high + TOLERANCE)).all(axis=1)
+    checked = _Witnesses(model.true)
+    for table in tables[sums & inside]:
+        checked.add(table)
+    witnesses.tables, witnesses.low, witnesses.high = checked.tables, checked.low, checked.high
+    return witnesses
 
 
 def _is_margin(key: Key) -> bool:
