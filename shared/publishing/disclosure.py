@@ -3,20 +3,23 @@ proves the result.
 
 Tables are counts with their margins (one-way: cells and a total; two-way: cells, row and column totals and a
 grand total). Tables may share margins (two tables by area share the area totals); they are then protected
-together. Primary suppression hides small counts by a rule. Secondary suppression then protects each primary cell
-in one small linear programme (the LP heuristic of secondary cell suppression: Kelly, Golden and Assad; Castro's
-network and LP variants): find two tables an attacker cannot tell apart from what is published whose values of
-that cell differ by at least the rule's threshold, deviating as little as possible from the published cells and
-freely on the cells already hidden; every cell the pair deviates on is hidden too. Each such pair is kept as a
-*witness*: two tables consistent with everything published, so the cells they move provably span that much.
+together. Primary suppression hides small counts by a rule. Secondary suppression then protects each primary
+cell once: it must be possible for two tables an attacker cannot tell apart from what is published to differ on
+it by at least the rule's threshold. In a single two-way table the cells already hidden are asked first (a
+maximum flow through them gives the cell's exact range), then the cheapest rectangle through the cell is hidden
+(the hypercube method of tau-Argus and sdcTable, in two dimensions); otherwise, and for one-way or linked tables,
+one small linear programme finds the cheapest cells to hide (the LP heuristic of Kelly, Golden and Assad). Each
+pair of tables found is kept as a *witness*: two tables consistent with everything published, so the cells they
+move provably span that much. The pattern is then tidied: a further cell is published again if the attack still
+passes without it.
 
 Before anything is published it is attacked: for each hidden cell, the smallest and largest values consistent
 with everything published (published counts, exact or within their rounding, and every margin relation). Where
-the witnesses already span the threshold the cell is proven safe; otherwise a linear programme (scipy's HiGHS)
-finds its exact smallest and largest value. A hidden cell whose range is narrower than the threshold is protected
-again and the table attacked again; a table set that cannot be protected is blocked with a reason, never
-published. `optimal_suppression` solves the whole problem exactly as one mixed-integer programme (the
-Fischetti-Salazar model) for small tables, to measure the heuristic against.
+witnesses that satisfy the attack's own constraints already span the threshold the cell is proven safe;
+otherwise two linear programmes (scipy's HiGHS) find its exact smallest and largest value. A hidden cell whose
+range is narrower than the threshold is protected again and the table attacked again; a table set that cannot
+be protected is blocked with a reason, never published. `optimal_suppression` solves the whole problem exactly
+as one mixed-integer programme (the Fischetti-Salazar model) for small tables, to measure the heuristic against.
 
 Markers follow the DfE's statistical symbols: `c` for a suppressed (confidential) value.
 """
