@@ -467,10 +467,12 @@ def attack(model: _Model, published: dict[Key, int], hidden: np.ndarray, rule: R
            witnesses: _Witnesses | None = None, first_failure: bool = False) -> dict[Key, tuple[float, float]]:
     """For each hidden quantity, its smallest and largest value consistent with everything published.
 
-    Two tables consistent with what is published that differ on a cell by the threshold already prove that
-    cell safe; every other hidden cell gets two linear programmes for its exact extremes, and each solution is
-    itself such a table, so later cells are often proven by earlier ones. With `first_failure`, it stops at the
-    first cell whose range is too narrow (for trials that only need to know whether a pattern holds)."""
+    Two tables that satisfy this programme's constraints and differ on a cell by the threshold already prove
+    that cell safe. In one two-way table published exactly, a cell not yet proven gets its exact range from two
+    maximum flows (whose flows are such tables); every other cell, and any cell the flows find too narrow, gets
+    two linear programmes for its exact extremes, and each solution is again such a table, so later cells are
+    often proven by earlier ones. With `first_failure`, it stops at the first cell whose range is too narrow
+    (for trials that only need to know whether a pattern holds; there an exact flow needs no programme)."""
     import numpy as np
     from scipy.optimize import linprog
 
