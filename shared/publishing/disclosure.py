@@ -295,7 +295,8 @@ def protect(tables: Sequence[Table], rule: Rule) -> Protection:
     small = len(model.keys) <= TIDY_LIMIT
     tidy = small or (model.network is not None and not rule.rounds)
     best: tuple[float, np.ndarray, dict[Key, tuple[float, float]]] | None = None
-    for largest_first, rectangles in STARTS if small else STARTS[:1]:
+    starts = [start for start in STARTS if model.grid is not None or not start[1]]  # rectangles need a grid
+    for largest_first, rectangles in starts if small else starts[:1]:
         found = _suppress(model, published, primary, rule, largest_first, rectangles, tidy)
         if found is not None and (best is None or found[0] < best[0] - TOLERANCE):
             best = found
