@@ -297,19 +297,6 @@ def test_a_person_sent_in_six_files_with_a_combination_nobody_else_has_is_never_
     assert sixes or made["suppressed"]["rows"] >= 6
 
 
-def test_k_counts_people_not_rows():
-    """One person sent in six monthly files, with a postcode nobody else has, is one person: not published alone."""
-    from shared.publishing.extracts import RECIPIENT_ID, k_anonymise
-
-    alone = [{RECIPIENT_ID: "only-one", "postcode_district": "ZZ9", "score": month} for month in range(6)]
-    others = [{RECIPIENT_ID: f"p{n}", "postcode_district": "SW9", "score": n} for n in range(5)]
-    kept, _, _ = k_anonymise(alone + others, ("postcode_district",), k=5)
-    groups: dict = {}
-    for row in kept:
-        groups.setdefault(row["postcode_district"], set()).add(row[RECIPIENT_ID])
-    assert all(len(people) >= 5 for people in groups.values()), "every published combination holds 5 people"
-
-
 def test_a_sum_one_child_dominates_is_hidden_while_its_count_is_shown(app_env, storage, tmp_path, monkeypatch):
     """ACRO's (n,k) rule on a report's sums: one child's 200 sessions of baby_steps' 211 would tell anyone who
     knows the other children's sessions how many that child had."""
