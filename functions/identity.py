@@ -7,6 +7,7 @@ import azure.functions as func
 
 from functions.http import admin_call, json_body
 from shared.platform.auth import DATA_PROTECTION_OFFICER, PLATFORM_ADMIN
+from shared.platform.paging import PageRequest
 from shared.runtime import identity_service, rights_service
 
 bp = func.Blueprint()
@@ -16,7 +17,8 @@ bp = func.Blueprint()
 @bp.route(route="identity/reviews", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def reviews(req: func.HttpRequest) -> func.HttpResponse:
     return admin_call(req, DATA_PROTECTION_OFFICER, "identity.review.list", lambda caller: (
-        200, identity_service().reviews(req.params.get("status", "pending"))))
+        200, identity_service().reviews(req.params.get("status", "pending"),
+                                        PageRequest.from_params("identity-reviews", req.params))))
 
 
 @bp.function_name("identity_review_decide")

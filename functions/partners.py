@@ -1,9 +1,11 @@
-"""HTTP admin functions for partners' drop zones (role Platform.Admin). Thin adapters over shared/partners.py."""
+"""HTTP admin functions for partners' drop zones and their uploads (role Platform.Admin). Thin adapters over
+shared/ingest/dropzones.py."""
 
 import azure.functions as func
 
 from functions.http import admin_call, json_body
 from shared.platform.auth import PLATFORM_ADMIN, Problem
+from shared.platform.paging import PageRequest
 from shared.runtime import drop_zones
 
 bp = func.Blueprint()
@@ -42,5 +44,19 @@ def revoke_links(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("partner_uploads")
 @bp.route(route="partners/{partner}/uploads", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def uploads(req: func.HttpRequest) -> func.HttpResponse:
-    return admin_call(req, PLATFORM_ADMIN, "partner.uploads",
-                      lambda caller: (200, {"uploads": drop_zones().uploads(req.route_params["partner"])}))
+    return admin_call(req, PLATFORM_ADMIN, "partner.uploads", lambda caller: (200, drop_zones().uploads(
+        req.route_params["partner"], PageRequest.from_params("partner-uploads", req.params))))
+
+
+@bp.function_name("partner_list")
+@bp.route(route="partners", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def partners(req: func.HttpRequest) -> func.HttpResponse:
+    return admin_call(req, PLATFORM_ADMIN, "partner.list", lambda caller: (
+        200, drop_zones().partners(PageRequest.from_params("partners", req.params))))
+
+
+@bp.function_name("partner_uploads_all")
+@bp.route(route="uploads", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def all_uploads(req: func.HttpRequest) -> func.HttpResponse:
+    return admin_call(req, PLATFORM_ADMIN, "uploads.list", lambda caller: (
+        200, drop_zones().all_uploads(PageRequest.from_params("uploads", req.params))))

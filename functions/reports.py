@@ -8,6 +8,7 @@ import azure.functions as func
 
 from functions.http import NO_STORE, admin_call, json_body
 from shared.platform.auth import ANALYST, DATA_PROTECTION_OFFICER, RESEARCH_RECIPIENT, Problem
+from shared.platform.paging import PageRequest
 from shared.runtime import extract_service, report_service
 
 bp = func.Blueprint()
@@ -30,6 +31,20 @@ def run(req: func.HttpRequest) -> func.HttpResponse:
 def latest(req: func.HttpRequest) -> func.HttpResponse:
     return admin_call(req, ANALYST, "report.read", lambda caller: (200, report_service().latest(
         req.route_params["name"])))
+
+
+@bp.function_name("report_list")
+@bp.route(route="reports", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def published(req: func.HttpRequest) -> func.HttpResponse:
+    return admin_call(req, ANALYST, "report.list", lambda caller: (
+        200, report_service().published(PageRequest.from_params("reports", req.params))))
+
+
+@bp.function_name("extract_list")
+@bp.route(route="extracts", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def produced(req: func.HttpRequest) -> func.HttpResponse:
+    return admin_call(req, DATA_PROTECTION_OFFICER, "extract.list", lambda caller: (
+        200, extract_service().produced(PageRequest.from_params("extracts", req.params))))
 
 
 @bp.function_name("extract_create")

@@ -9,6 +9,7 @@ import azure.functions as func
 
 from functions.http import admin_call, json_body
 from shared.platform.auth import PLATFORM_ADMIN, Problem
+from shared.platform.paging import PageRequest
 from shared.platform.storage import HOLDS
 from shared.retention.holds import HoldRegister
 from shared.runtime import platform, retention_service, rights_service
@@ -75,4 +76,4 @@ def lift_hold(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="retention/holds", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def list_holds(req: func.HttpRequest) -> func.HttpResponse:
     return admin_call(req, PLATFORM_ADMIN, "retention.hold.list", lambda caller: (
-        200, {"holds": HoldRegister(platform().storage.table(HOLDS)).all()}))
+        200, HoldRegister(platform().storage.table(HOLDS)).listing(PageRequest.from_params("holds", req.params))))

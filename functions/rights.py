@@ -7,6 +7,7 @@ import azure.functions as func
 
 from functions.http import admin_call, json_body, json_response
 from shared.platform.auth import DATA_PROTECTION_OFFICER
+from shared.platform.paging import PageRequest
 from shared.platform.storage import RIGHTS_QUEUE
 from shared.rights.requests import IN_PROGRESS
 from shared.runtime import rights_service
@@ -43,7 +44,8 @@ def get(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="requests", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def list_open(req: func.HttpRequest) -> func.HttpResponse:
     def work(caller):
-        return 200, {"requests": rights_service().listed(req.params.get("status", "open"))}
+        page = PageRequest.from_params("requests", req.params)
+        return 200, rights_service().listed(req.params.get("status", "open"), page)
     return admin_call(req, DATA_PROTECTION_OFFICER, "rights.request.list", work)
 
 

@@ -230,7 +230,7 @@ def test_a_conflict_goes_to_review_and_a_decision_survives_relinking(api, storag
 
     status, queue, _ = api("GET", "identity/reviews", DPO)
     assert status == 200
-    [conflict] = [item for item in queue["reviews"] if item["kind"] == "conflict"]
+    [conflict] = [item for item in queue["items"] if item["kind"] == "conflict"]
     assert conflict["reason"] == "two different NHS numbers"
     assert set(conflict["agreement"].values()) <= {"exact", "sector", "district", "formal form", "sound",
                                                    "day and month swapped", "same month", "different", "missing"}
@@ -244,7 +244,7 @@ def test_a_conflict_goes_to_review_and_a_decision_survives_relinking(api, storag
     upload(storage, "nursery", "assessments/two.csv", other.replace("50,Y", "55,Y").encode())
     deliver_all(storage)
     status, queue, _ = api("GET", "identity/reviews", DPO)
-    assert not [item for item in queue["reviews"] if item["kind"] == "conflict"], "the decision holds"
+    assert not [item for item in queue["items"] if item["kind"] == "conflict"], "the decision holds"
     assert sorted(map(len, persons(storage))) == [4], "one person: both charity rows, both nursery rows"
 
 

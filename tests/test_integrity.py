@@ -33,6 +33,7 @@ from shared.ingest.events import parse_blob_created
 from shared.ingest.names import FILE_WORDS, name_is_safe, shown_name
 from shared.ingest.pipeline import IngestPipeline
 from shared.platform.audit import AuditLog
+from shared.platform.paging import PageRequest
 from shared.platform.storage import AUDIT, REGISTER
 from shared.policy.contracts import COLUMN_WORDS, describe_header, words_of
 from shared.runtime import drop_zones
@@ -104,7 +105,7 @@ def test_a_file_without_a_header_row_and_named_after_a_child_leaves_neither_anyw
     assert len(secrets) >= 6
     places = {"receipt": json.dumps(receipt), "ledger": json.dumps(ledger_rows(storage), default=str),
               "audit": audit_text(storage), "logs": logs_of(all_logs), "stored": everything_stored(storage),
-              "uploads": json.dumps(drop_zones().uploads(CHARITY))}
+              "uploads": json.dumps(drop_zones().uploads(CHARITY, PageRequest("partner-uploads")))}
     leaks = {(where, secret) for where, text in places.items() for secret in secrets if secret in text}
     assert leaks == set(), "partner text reached storage, the audit log or a log line"
 

@@ -116,7 +116,7 @@ def test_uploads_listing_shows_status_and_receipt(api, storage):
     container(url).upload_blob(file.blob_name, file.content)
     deliver_all(storage)
     status, body, _ = api("GET", f"partners/{PARTNER}/uploads", ADMIN)
-    [upload] = body["uploads"]
+    [upload] = body["items"]
     assert status == 200 and upload["file"] == file.blob_name
     receipt = upload["receipt"]
     assert upload["status"] == receipt["status"] == "accepted_with_errors", "the list says what the receipt says"

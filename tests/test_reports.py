@@ -59,6 +59,10 @@ def test_a_report_is_published_with_csv_html_chart_and_metadata(leap, storage):
     folder = f"sessions-by-service/{metadata['date']}"
     assert {b.name for b in storage.platform_container(REPORTS).list_blobs(name_starts_with=folder)} == {
         f"{folder}/report.csv", f"{folder}/report.html", f"{folder}/metadata.json"}
+    status, listed, _ = leap("GET", "reports", ANALYST)
+    assert status == 200 and listed == {"items": [{
+        "report": "sessions-by-service", "audience": "National Lottery Community Fund", "date": metadata["date"],
+        "status": "published"}], "next": None}, "the published report is listed with its date"
 
 
 def test_restricted_people_are_left_out(leap, storage):
@@ -85,6 +89,8 @@ def test_a_report_that_cannot_be_protected_is_blocked(app_env, storage, monkeypa
     assert not [n for n in names if n.endswith((".csv", ".html"))]
     assert json.loads(storage.platform_blob(REPORTS, "sessions-by-service/latest.json").download_blob()
                       .readall())["status"] == "blocked"
+    assert [(r["report"], r["status"]) for r in api("GET", "reports", ANALYST)[1]["items"]] == [
+        ("sessions-by-service", "blocked")], "a blocked run is listed as blocked, not as published"
 
 
 def test_reports_need_the_analyst_role(leap):
@@ -186,6 +192,14 @@ def test_extracts_use_recipient_pseudonyms_and_meet_k_and_l_over_people(families
     assert first["rows"] + first["suppressed"]["rows"] == 300 and first["rows"] == len(one) - 1
     assert first["suppressed"]["people"] <= 300 * 0.02, "within the policy's 2% budget"
     assert api("POST", "extracts/national-evaluation", ANALYST, AGREEMENT)[0] == 403
+    status, produced, _ = api("GET", "extracts?limit=1", DPO)
+    assert status == 200 and len(produced["items"]) == 1 and produced["next"]
+    rest = api("GET", f"extracts?limit=1&page={produced['next']}", DPO)[1]
+    listed = {item["extract"]: item for item in produced["items"] + rest["items"]}
+    assert set(listed) == {"national-evaluation", "second-study"} and rest["next"] is None
+    assert listed["national-evaluation"]["id"] == first["extract_id"]
+    assert listed["second-study"]["recipient"] == load_policy(path).extracts["second-study"].recipient
+    assert api("GET", "extracts", ANALYST)[0] == 403
 
 
 def test_the_manifest_reports_levels_loss_and_risk_and_says_why_nothing_finer(families, storage):

@@ -219,7 +219,7 @@ def test_extension_needs_a_reason_and_adds_two_months(api, storage):
     assert extended["due"] == due_date(date.today(), extended=True).isoformat()
     assert api("POST", f"requests/{created['id']}/extend", DPO, {"reason": "again"})[0] == 409
     status, listing, _ = api("GET", "requests?status=open", DPO)
-    [item] = listing["requests"]
+    [item] = listing["items"]
     assert item["days_left"] == (due_date(date.today(), extended=True) - date.today()).days
     assert item["extension_reason"] == "Complex: many partners"
 
@@ -248,9 +248,9 @@ def test_requests_are_listed_by_status_and_a_wrong_status_is_a_problem(api, stor
     ingest(storage)
     done = finish(api, storage, request(api, "access", [nhs()])["id"])
     waiting = request(api, "access", [nhs(OTHER_NHS)])
-    assert [r["id"] for r in api("GET", "requests?status=completed", DPO)[1]["requests"]] == [done["id"]]
-    assert [r["id"] for r in api("GET", "requests?status=open", DPO)[1]["requests"]] == [waiting["id"]]
-    assert len(api("GET", "requests?status=all", DPO)[1]["requests"]) == 2
+    assert [r["id"] for r in api("GET", "requests?status=completed", DPO)[1]["items"]] == [done["id"]]
+    assert [r["id"] for r in api("GET", "requests?status=open", DPO)[1]["items"]] == [waiting["id"]]
+    assert len(api("GET", "requests?status=all", DPO)[1]["items"]) == 2
     status, problem, response = api("GET", "requests?status=closed", DPO)
     assert status == 400 and response.mimetype == "application/problem+json"
     assert problem["field"] == "status" and problem["rule"] == "requests.status"

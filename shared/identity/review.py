@@ -19,6 +19,7 @@ from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
 from shared.identity.linkage import Candidate, Decisions
+from shared.platform.paging import PageRequest, page_body, sorted_page
 
 PARTITION = "pair"
 PENDING, ACCEPTED, REJECTED = "pending", "accepted", "rejected"
@@ -80,11 +81,12 @@ class ReviewQueue:
                 removed += 1
         return {"added": added, "removed": removed}
 
-    def listing(self, status: str = PENDING) -> list[dict[str, Any]]:
-        """What a reviewer sees: the id, why it is here, the score and the agreement pattern; conflicts first."""
-        rows = [row for row in self._all() if row["status"] == status]
-        rows.sort(key=lambda row: (row["kind"] != "conflict", -float(row.get("probability") or 0), row["RowKey"]))
-        return [_public(row) for row in rows]
+    def listing(self, status: str, page: PageRequest) -> dict[str, Any]:
+        """What a reviewer sees, a page at a time: the id, why it is here, the score and the agreement pattern;
+        conflicts first, then the likeliest matches."""
+        rows = sorted((row for row in self._all() if row["status"] == status), key=_queue_order)
+        shown, following = sorted_page(rows, _queue_order, page)
+        return page_body([_public(row) for row in shown], following)
 
     def decide(self, key: str, decision: str, actor: str) -> dict[str, Any]:
         """A decision is made once: a second one, or one racing another, is refused (conditional on the ETag)."""
@@ -114,6 +116,12 @@ class ReviewQueue:
                 "proposed_at": now, "decided_by": actor, "decided_at": now}, mode=UpdateMode.REPLACE)
             count += 1
         return count
+
+
+def _queue_order(row: dict[str, Any]) -> tuple[str, str, str]:
+    """Conflicts first, then the likeliest pairs first (probability is 0 to 1), then by id: as sortable text."""
+    probability = float(row.get("probability") or 0)
+    return ("0" if row["kind"] == "conflict" else "1", f"{1 - probability:.9f}", row["RowKey"])
 
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:

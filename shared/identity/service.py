@@ -12,6 +12,7 @@ from shared.identity.index import PersonIndex
 from shared.identity.review import DECISIONS, PENDING, AlreadyDecided, UnknownReview
 from shared.platform.audit import AuditLog
 from shared.platform.auth import Problem
+from shared.platform.paging import PageRequest
 
 STATUSES = (PENDING, "accepted", "rejected")
 
@@ -20,13 +21,13 @@ class IdentityService:
     def __init__(self, index: PersonIndex, audit: AuditLog) -> None:
         self.index, self.audit = index, audit
 
-    def reviews(self, status: str = PENDING) -> dict[str, Any]:
+    def reviews(self, status: str, page: PageRequest) -> dict[str, Any]:
         """The queue as it stands after every upload and decision so far (the index is brought up to date)."""
         if status not in STATUSES:
             raise Problem(400, "Bad Request", f"status must be one of: {', '.join(STATUSES)}", field="status",
                           rule="review.status")
         self.index.ensure_linked()
-        return {"reviews": self.index.reviews.listing(status)}
+        return self.index.reviews.listing(status, page)
 
     def decide(self, review_id: str, decision: object, actor: str) -> dict[str, Any]:
         if decision not in DECISIONS:

@@ -35,6 +35,7 @@ from shared.ingest.ledger import FINAL, Ledger, LedgerEntry
 from shared.ingest.names import shown_name
 from shared.ingest.receipts import receipt_path
 from shared.platform.auth import Problem
+from shared.platform.paging import PageRequest, page_body, sorted_page
 from shared.platform.storage import INGESTS, RECEIPTS, Storage
 from shared.policy.contracts import header_is_safe
 from shared.policy.loader import Partner, Policy
@@ -105,6 +106,7 @@ class DropZones:
             self.storage.ingest_account_name, partner.container, account_key=self._key(),
             policy_id=f"upload-{generation}", expiry=expires, ip=ip,
             protocol="https" if self.https_only else "https,http")
+        self._count_issued(container, generation, expires)
         return UploadLink(f"{self.storage.ingest_blobs.url.rstrip('/')}/{partner.container}?{token}", expires)
 
     def revoke(self, partner_id: str) -> int:
@@ -112,12 +114,50 @@ class DropZones:
         container = self._container(self.partner(partner_id))
         generation = self._require_generation(container) + 1
         self._set_generation(container, generation)
+        container.set_container_metadata({})  # the live links counted were the revoked generation's
         return generation
 
-    def uploads(self, partner_id: str) -> list[dict[str, Any]]:
-        """The partner's uploads, newest first, each with its receipt when it has one."""
+    def partners(self, page: PageRequest) -> dict[str, Any]:
+        """The programme's partners in the policy's order, a page at a time, each with its drop zone and live
+        links: how many were issued under the current policy and when the last of them expires (never a link)."""
+        listed = list(self.policy.partners.values())
+        shown, following = sorted_page(listed, lambda partner: (f"{listed.index(partner):06d}",), page)
+        return page_body([self._partner_view(partner) for partner in shown], following)
+
+    def _partner_view(self, partner: Partner) -> dict[str, Any]:
+        container = self._container(partner)
+        generation = self._generation(container)
+        metadata = container.get_container_properties().metadata if generation is not None else {}
+        live_until = metadata.get("live_until") if metadata.get("generation") == str(generation) else None
+        live = live_until is not None and datetime.fromisoformat(live_until) > self.clock()
+        return {"id": partner.id, "name": partner.name, "kind": partner.kind, "onboarded": generation is not None,
+                "datasets": [{"id": d.name, "description": d.description} for d in partner.datasets.values()],
+                "link_generation": generation,
+                "links": {"issued": int(metadata.get("issued", 0)) if live_until else 0,
+                          "live_until": live_until if live else None}}
+
+    def _count_issued(self, container: ContainerClient, generation: int, expires: datetime) -> None:
+        """Remember how many links the current policy has and the latest expiry, never the links themselves."""
+        metadata = container.get_container_properties().metadata
+        same = metadata.get("generation") == str(generation)
+        latest = max(expires.isoformat(), metadata.get("live_until", "")) if same else expires.isoformat()
+        container.set_container_metadata({"generation": str(generation), "live_until": latest,
+                                          "issued": str(int(metadata.get("issued", 0)) + 1 if same else 1)})
+
+    def uploads(self, partner_id: str, page: PageRequest) -> dict[str, Any]:
+        """The partner's uploads, newest first, a page at a time, each with its receipt when it has one."""
         partner = self.partner(partner_id)
-        return [self._upload(partner, entry) for entry in self._entries(partner)]
+        shown, following = sorted_page(self._entries(partner), _position, page, descending=True)
+        return page_body([self._upload(partner, entry) for entry in shown], following)
+
+    def all_uploads(self, page: PageRequest) -> dict[str, Any]:
+        """Every partner's uploads together, newest first, a page at a time, each with its partner's name and its
+        receipt: what operators watch. Only the page's receipts are read."""
+        entries = [e for e in Ledger(self.storage.table(INGESTS)).everything() if e.partner in self.policy.partners]
+        entries.sort(key=_position_across, reverse=True)
+        shown, following = sorted_page(entries, _position_across, page, descending=True)
+        return page_body([{"partner": entry.partner, "partner_name": self.policy.partners[entry.partner].name,
+                           **self._upload(self.policy.partners[entry.partner], entry)} for entry in shown], following)
 
     def _entries(self, partner: Partner) -> list[LedgerEntry]:
         return sorted(Ledger(self.storage.table(INGESTS)).for_partner(partner.id), key=_position, reverse=True)
@@ -233,6 +273,11 @@ class DropZones:
 def _position(entry: LedgerEntry) -> tuple[str, str]:
     """Where an upload stands in the list: by when it was received, then by ingest id (two in one second)."""
     return (str(entry.fields.get("received_at") or ""), entry.ingest_id)
+
+
+def _position_across(entry: LedgerEntry) -> tuple[str, str, str]:
+    """Where an upload stands among every partner's: as `_position`, then by partner."""
+    return (*_position(entry), entry.partner)
 
 
 def _cursor(before: str) -> tuple[str, str]:

@@ -76,6 +76,10 @@ class Ledger:
         rows = self._table.query_entities("PartitionKey eq @partner", parameters={"partner": partner})
         return [_entry(partner, row["RowKey"], row) for row in rows]
 
+    def everything(self) -> list[LedgerEntry]:
+        """Every partner's rows (the operators' list of uploads across partners)."""
+        return [_entry(row["PartitionKey"], row["RowKey"], row) for row in self._table.list_entities()]
+
 
 def _entry(partner: str, ingest_id: str, row: Any) -> LedgerEntry:
     fields = _decoded({k: v for k, v in row.items() if k not in ("PartitionKey", "RowKey")})

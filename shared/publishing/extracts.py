@@ -31,6 +31,7 @@ from shared.identity.pseudonymise import Pseudonymiser
 from shared.platform.audit import AuditLog
 from shared.platform.auth import Caller, Problem
 from shared.platform.csvsafe import to_csv
+from shared.platform.paging import PageRequest, page_body, sorted_page
 from shared.platform.storage import AUDIT, EXPORTS, REPORTS, Storage
 from shared.policy.loader import ExtractSpec, Policy
 from shared.publishing import analysis
@@ -146,6 +147,24 @@ class ExtractService:
 
     # Reading ------------------------------------------------------------------------------------------------
 
+    def produced(self, page: PageRequest) -> dict[str, Any]:
+        """The extracts still kept (not yet destroyed), newest first, a page at a time: which, for whom, when,
+        how many rows, and when the agreement behind it expires (the retention run destroys it then). Only the
+        page's manifests are read."""
+        kept = [blob for blob in self.storage.platform_container(EXPORTS).list_blobs(
+            name_starts_with=f"{FOLDER}/", include=["metadata"]) if blob.name.endswith("/extract.csv")]
+        kept.sort(key=_newest_first, reverse=True)
+        shown, following = sorted_page(kept, _newest_first, page, descending=True)
+        return page_body([self._listed(blob) for blob in shown], following)
+
+    def _listed(self, blob: Any) -> dict[str, Any]:
+        extract_id = blob.name.split("/")[1]
+        manifest = self._record(extract_id, "manifest.json") or {}
+        metadata = blob.metadata or {}
+        return {"id": extract_id, "extract": manifest.get("extract"), "recipient": metadata.get("recipient"),
+                "created_at": manifest.get("created_at"), "expires": metadata.get("expires"),
+                "rows": manifest.get("rows")}
+
     def record(self, extract_id: str) -> dict[str, Any]:
         """For the DPO: the agreement, the manifest and, once destroyed, the destruction certificate."""
         agreement = self._record(extract_id, "agreement.json")
@@ -182,3 +201,9 @@ class ExtractService:
                               .readall())
         except ResourceNotFoundError:
             return None
+
+
+def _newest_first(blob: Any) -> tuple[str, str]:
+    """An extract's place in the list: when its file was written, then its id."""
+    written = blob.creation_time or blob.last_modified
+    return (written.isoformat() if written else "", blob.name)

@@ -23,6 +23,7 @@ from shared.identity.index import PersonIndex
 from shared.platform.audit import AuditLog
 from shared.platform.auth import Problem
 from shared.platform.csvsafe import to_csv
+from shared.platform.paging import PageRequest, page_body, sorted_page
 from shared.platform.storage import AUDIT, REPORTS, Storage
 from shared.policy.loader import Policy, ReportSpec
 from shared.publishing import analysis
@@ -77,6 +78,18 @@ class ReportService:
             metadata["links"] = {kind: self.storage.platform_read_link(REPORTS, f"{folder}/report.{kind}", hours=1)
                                  for kind in ("csv", "html")}
         return metadata
+
+    def published(self, page: PageRequest) -> dict[str, Any]:
+        """Every run of every report of the policy, newest first, a page at a time: the report, its audience,
+        the date and whether it was published or blocked (a blocked run wrote its metadata and nothing else)."""
+        names = {blob.name for blob in self.storage.platform_container(REPORTS).list_blobs()}
+        runs = sorted(((parts[0], parts[1]) for name in names if len(parts := name.split("/")) == 3
+                       and parts[0] in self.policy.reports and parts[2] == "metadata.json"),
+                      key=_newest_first_key, reverse=True)
+        shown, following = sorted_page(runs, _newest_first_key, page, descending=True)
+        return page_body([{"report": report, "audience": self.policy.reports[report].audience, "date": day,
+                           "status": "published" if f"{report}/{day}/report.csv" in names else "blocked"}
+                          for report, day in shown], following)
 
     def refresh_all(self) -> list[dict[str, Any]]:
         return [self.run(name) for name in self.policy.reports]
@@ -203,6 +216,11 @@ Restricted people and people who opted out are not included.</p></body></html>""
 
         self.storage.platform_blob(REPORTS, name).upload_blob(
             data, overwrite=True, content_settings=ContentSettings(content_type=content_type))
+
+
+def _newest_first_key(run: tuple[str, str]) -> tuple[str, str]:
+    report, day = run
+    return (day, report)
 
 
 def _label(value: object) -> str:

@@ -16,6 +16,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
 from shared.platform.auth import Problem
+from shared.platform.paging import PageRequest, page_body, table_page
 
 PARTITION = "hold"
 
@@ -59,8 +60,10 @@ class HoldRegister:
         return ActiveHolds(frozenset(r["dataset"] for r in rows if r["scope"] == "dataset"),
                            frozenset(p for r in rows if r["scope"] == "person" for p in json.loads(r["pseudonyms"])))
 
-    def all(self) -> list[dict[str, Any]]:
-        return [_public(dict(row)) for row in self._table.query_entities(f"PartitionKey eq '{PARTITION}'")]
+    def listing(self, page: PageRequest) -> dict[str, Any]:
+        """Every hold, set and lifted, a page at a time in the table's order (the service's continuation token)."""
+        rows, following = table_page(self._table, "PartitionKey eq @p", page, {"p": PARTITION})
+        return page_body([_public(row) for row in rows], following)
 
 
 def _public(hold: dict[str, Any]) -> dict[str, Any]:

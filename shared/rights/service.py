@@ -44,6 +44,7 @@ from shared.identity.source import TOKEN_TYPE, SourceTokens
 from shared.ingest import curated
 from shared.platform.audit import AuditLog
 from shared.platform.auth import Problem
+from shared.platform.paging import PageRequest, page_body, sorted_page
 from shared.platform.storage import AUDIT, CURATED, EXPORTS, REGISTER, REQUESTS, RIGHTS_QUEUE, Storage
 from shared.policy.contracts import parse_attribute, parse_date
 from shared.policy.generalise import InvalidValue, full_postcode
@@ -173,13 +174,16 @@ class RightsService:
         self._audit("rights.request.decided", request, caller, outcome=outcome)
         return request
 
-    def listed(self, status: str) -> list[dict[str, Any]]:
-        """Requests by status (`open`: not yet completed, the soonest due first; `completed`; `all`)."""
+    def listed(self, status: str, page: PageRequest) -> dict[str, Any]:
+        """One page of requests by status (`open`: not yet completed; `completed`; `all`), the soonest due first,
+        so overdue requests lead."""
         statuses = {"open": OPEN, "completed": (COMPLETED,), "all": (*OPEN, COMPLETED)}.get(status)
         if statuses is None:
             raise _bad("status", "requests.status", "status must be open, completed or all")
         today = self.clock().date()
-        return [request.public(today) for request in self.requests.with_status(statuses)]
+        found = sorted(self.requests.with_status(statuses), key=_due_order)
+        shown, following = sorted_page(found, _due_order, page)
+        return page_body([request.public(today) for request in shown], following)
 
     def view(self, request_id: str) -> dict[str, Any]:
         return self.show(self.requests.get(request_id))
@@ -515,6 +519,10 @@ def _unique_files(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _countable(result: dict[str, Any]) -> dict[str, Any]:
     """What of a result may go into the audit log: counts and dataset names, never a link."""
     return {k: v for k, v in result.items() if k not in ("link", "pack")}
+
+
+def _due_order(request: RightsRequest) -> tuple[str, str]:
+    return (request.due.isoformat(), request.id)
 
 
 def _bad(field_name: str, rule: str, message: str) -> Problem:
