@@ -8,13 +8,20 @@ queue trigger (queued rights work is carried out), so a rights request completes
 Against Azurite it also lets the upload page's origin upload from the browser (the CORS rule that the Bicep
 templates give the ingest account in Azure).
 
+With `--sign-in-as ID:ROLE,ROLE` it also plays App Service authentication for a browser: every request that
+carries no `x-ms-client-principal` gets that caller's, as a signed-in session would, so the operator console
+works in a local browser. It sets `FDP_LOCAL_AUTH=trust-principal-header` for the app (refused in Azure), and
+listens on 127.0.0.1 only: whoever can reach the port is that caller.
+
     python -m devtools.localhost --port 7071 --watch
+    python -m devtools.localhost --watch --sign-in-as operator:Platform.Admin,DataProtection.Officer,Analyst
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import threading
 from dataclasses import dataclass
@@ -25,6 +32,7 @@ from urllib.parse import parse_qsl, urlsplit
 import azure.functions as func
 
 from devtools.eventgrid import indexed_functions
+from shared.platform.auth import LOCAL_MODE, encode_principal
 from shared.platform.settings import Settings
 from shared.platform.storage import Storage
 
@@ -67,8 +75,17 @@ def dispatch(routes: list[HttpRoute], method: str, url: str, headers: dict[str, 
     return func.HttpResponse("not found", status_code=404)
 
 
-def serve(port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
-    """Serve the app's HTTP functions in a background thread; call .shutdown() to stop."""
+def signed_in(caller: str) -> dict[str, str]:
+    """`ID:ROLE,ROLE` as the header App Service authentication sets for a signed-in session."""
+    caller_id, _, roles = caller.partition(":")
+    if not caller_id or not roles:
+        raise ValueError("--sign-in-as takes ID:ROLE[,ROLE...], e.g. operator:Platform.Admin")
+    return {"x-ms-client-principal": encode_principal(caller_id, roles.split(","))}
+
+
+def serve(port: int, host: str = "127.0.0.1", principal: dict[str, str] | None = None) -> ThreadingHTTPServer:
+    """Serve the app's HTTP functions in a background thread; call .shutdown() to stop. With `principal` (see
+    `signed_in`), requests without a principal header get it, as App Service authentication would set it."""
     routes = http_routes()
 
     class Handler(BaseHTTPRequestHandler):
@@ -79,7 +96,10 @@ def serve(port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             url = f"http://{host}:{port}{self.path}"
-            response = dispatch(routes, self.command, url, dict(self.headers.items()), body)
+            headers = dict(self.headers.items())
+            if principal and not any(key.lower() == "x-ms-client-principal" for key in headers):
+                headers.update(principal)
+            response = dispatch(routes, self.command, url, headers, body)
             payload = response.get_body() or b""
             self.send_response(response.status_code)
             for key, value in response.headers.items():
@@ -114,14 +134,19 @@ def main() -> None:
     parser.add_argument("--watch", action="store_true", help="deliver new drop-zone blobs to the ingest function")
     parser.add_argument("--cors-only", action="store_true",
                         help="only let the upload page on --port upload to Azurite (CORS), then exit: for `func start`")
+    parser.add_argument("--sign-in-as", metavar="ID:ROLE,ROLE", help="play App Service authentication for a browser")
     args = parser.parse_args()
     storage = Storage.from_settings(Settings.from_env())
     for origin in allow_the_page_on_azurite(storage, args.port):
         print(f"Azurite's ingest account now accepts browser uploads from {origin} (CORS), for the upload page")
     if args.cors_only:
         return
-    server = serve(args.port)
-    print(f"serving the app's HTTP functions on http://127.0.0.1:{args.port}/api/ (Ctrl-C to stop)")
+    principal = None
+    if args.sign_in_as:
+        principal = signed_in(args.sign_in_as)
+        os.environ["FDP_LOCAL_AUTH"] = LOCAL_MODE
+    server = serve(args.port, principal=principal)
+    print(f"serving the app's HTTP functions on http://127.0.0.1:{args.port}/api/ (Ctrl-C to stop)", flush=True)
     try:
         if args.watch:
             from devtools.eventgrid import watch

@@ -4,7 +4,6 @@ and the page shows its receipt."""
 
 from __future__ import annotations
 
-import shutil
 import threading
 from pathlib import Path
 from urllib.parse import quote
@@ -17,7 +16,6 @@ from devtools.eventgrid import watch
 from shared.runtime import drop_zones
 from tests.helpers import ledger_rows
 
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 PARTNER = "family-support-charity"
 
 
@@ -38,24 +36,6 @@ def site(app_env, storage):
     stop.set()
     watcher.join(timeout=10)
     server.shutdown()
-
-
-@pytest.fixture
-def browser(tmp_path):
-    if not (CHROMIUM and CHROMEDRIVER):
-        pytest.fail("Chromium is not installed: `make install` installs Debian's chromium and chromium-driver")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
 
 
 def test_a_partner_uploads_through_the_page_and_sees_the_receipt(site, browser, storage, tmp_path: Path):

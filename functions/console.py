@@ -1,0 +1,37 @@
+"""The operator console: one static page (and its script and style) over the JSON API.
+
+The page holds no data and no secret, so it is served without a function key: everything it shows comes from
+the admin functions it calls, each with the operator's sign-in (App Service authentication; locally the local
+host plays it), the function key the operator enters, and the role the function needs. What the operator may do
+is decided there, not here.
+"""
+
+from pathlib import Path
+
+import azure.functions as func
+
+bp = func.Blueprint()
+STATIC = Path(__file__).parent / "static"
+ASSETS = {"console.js": "text/javascript", "console.css": "text/css"}
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+                               "form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+
+
+@bp.function_name("console_page")
+@bp.route(route="console", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def page(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse((STATIC / "console.html").read_text(), mimetype="text/html", headers=SECURITY_HEADERS)
+
+
+@bp.function_name("console_asset")
+@bp.route(route="console/assets/{name}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def asset(req: func.HttpRequest) -> func.HttpResponse:
+    name = req.route_params.get("name", "")
+    if name not in ASSETS:
+        return func.HttpResponse(status_code=404)
+    return func.HttpResponse((STATIC / name).read_text(), mimetype=ASSETS[name], headers=SECURITY_HEADERS)
