@@ -13,10 +13,13 @@
    service-combination impact table;
 7. on a second, in-memory Azurite: ingests Thriving Families' synthetic families and builds the research extract
    for IFF Research under a recorded agreement, printing its manifest: the levels chosen, what was suppressed,
-   the information lost and the re-identification risk (docs/extracts.md).
+   the information lost and the re-identification risk (docs/extracts.md);
+8. leaves the local host running in the background (devtools/localhost.py: the HTTP functions, the operator
+   console and the upload page; new uploads delivered and queued rights work carried out), signed in locally as
+   an operator with the three roles, and prints the console's address.
 
     python -m devtools.demo          # run the demo
-    python -m devtools.demo --stop   # stop the Azurite it left running
+    python -m devtools.demo --stop   # stop the Azurite and the local host it left running
 """
 
 from __future__ import annotations
@@ -27,15 +30,19 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
+import time
 from datetime import date
 
 from azure.core.exceptions import ResourceExistsError
+from azure.storage.blob import CorsRule
 
 from devtools import azurite, leap_files, synthetic
 from devtools.eventgrid import deliver_in_process, waiting_uploads
 from shared import runtime
 from shared.platform.audit import AuditLog
+from shared.platform.auth import LOCAL_MODE
 from shared.platform.settings import Settings
 from shared.platform.storage import AUDIT, CURATED, INGESTS, RECEIPTS, Storage
 from shared.policy.loader import load_policy
@@ -47,14 +54,19 @@ FAMILIES_POLICY = ROOT / "policies" / "thriving-families.yaml"
 FAMILIES = 4000
 """People in the Thriving Families extract demo: a few thousand families' children, as one city's service sees."""
 DEFAULT_PORTS = (10000, 10001, 10002)
+HOST_PORT = 7071
+OPERATOR = "operator:Platform.Admin,DataProtection.Officer,Analyst"
+"""Who the local host signs the browser in as: an operator with every role the console's panels need."""
+PID_FILES = ("host-pid", "pid")  # the host first: it uses Azurite until it stops
 
 
 def stop_previous() -> None:
-    pid_file = STATE / "pid"
-    if pid_file.exists():
-        with contextlib.suppress(ProcessLookupError, ValueError, PermissionError):
-            os.killpg(int(pid_file.read_text()), signal.SIGTERM)
-        pid_file.unlink()
+    for name in PID_FILES:
+        pid_file = STATE / name
+        if pid_file.exists():
+            with contextlib.suppress(ProcessLookupError, ValueError, PermissionError):
+                os.killpg(int(pid_file.read_text()), signal.SIGTERM)
+            pid_file.unlink()
 
 
 def start_azurite() -> azurite.Azurite:
@@ -221,18 +233,60 @@ def show_manifest(made: dict) -> None:
     print(f"  the recipient downloads it with GET {made['download']} (audited); manifest.json beside extract.csv")
 
 
+def onboard_partners(policy) -> None:
+    """Each partner's drop zone with its stored access policy, so the console can issue and revoke links."""
+    from shared.runtime import drop_zones
+
+    for partner in policy.partners:
+        drop_zones().onboard(partner)
+
+
+def start_host(storage: Storage, server: azurite.Azurite) -> str:
+    """The local host, detached (it outlives this command; `make azurite-stop` stops it), signed in as the
+    operator; Azurite's CORS lets the upload page it serves send files straight to the drop zones."""
+    port = HOST_PORT if not azurite._answers(HOST_PORT) else azurite.free_port()
+    origin = f"http://127.0.0.1:{port}"
+    storage.ingest_admin().set_service_properties(cors=[CorsRule(
+        [origin, f"http://localhost:{port}"], ["PUT", "OPTIONS"], allowed_headers=["*"], exposed_headers=["*"],
+        max_age_in_seconds=3600)])
+    log = open(STATE / "host.log", "ab")  # noqa: SIM115 - handed to the host, which keeps it
+    env = {**os.environ, "FDP_LOCAL_AUTH": LOCAL_MODE, "AzureWebJobsStorage": server.connection_string}
+    host = subprocess.Popen(
+        [sys.executable, "-m", "devtools.localhost", "--port", str(port), "--watch", "--sign-in-as", OPERATOR],
+        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    (STATE / "host-pid").write_text(str(host.pid))
+    deadline = time.monotonic() + 60
+    while not azurite._answers(port):
+        if host.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the local host did not start; see {STATE / 'host.log'}")
+        time.sleep(0.2)
+    return origin
+
+
+def show_console(origin: str) -> None:
+    print(f"""
+Operator console
+  {origin}/api/console
+  The local host is running in the background (log: .azurite/host.log): it serves the HTTP functions, delivers
+  new uploads and carries out queued rights work. Locally nobody signs in: it signs every browser request in
+  as "{OPERATOR.split(':')[0]}" with the roles {OPERATOR.split(':')[1].replace(',', ', ')}
+  (FDP_LOCAL_AUTH={LOCAL_MODE}; refused in Azure). It listens on 127.0.0.1 only.
+  Stop it and Azurite with: make azurite-stop""")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stop", action="store_true", help="stop the Azurite the demo left running")
     if parser.parse_args().stop:
         stop_previous()
-        print("Azurite stopped")
+        print("Azurite and the local host stopped")
         return 0
     print("Starting Azurite ...")
     server = start_azurite()
     storage = configure(server)
     policy = load_policy(POLICY)
     print(f"Programme: {policy.programme.name} ({policy.programme.region}); partners: {', '.join(policy.partners)}")
+    onboard_partners(policy)
     for file in partner_files(policy):
         drop(storage, file)
         print(f"  {file.partner} uploaded {file.blob_name} ({len(file.rows)} rows) to drop-{file.partner}")
@@ -244,6 +298,7 @@ def main() -> int:
     show_people()
     show_reports()
     show_extract()
+    show_console(start_host(storage, server))
     return 0
 
 

@@ -167,3 +167,44 @@ def test_the_console_page_is_served_with_a_strict_content_security_policy(app_en
     assert localhost.dispatch(routes, "GET", "http://localhost/api/console/assets/upload.js", {}).status_code == 404
     script = (Path(__file__).parent.parent / "functions" / "static" / "console.js").read_text()
     assert "innerHTML" not in script, "values are written as text, never parsed as HTML"
+
+
+BREACH_REGISTER = any(route.name.startswith("breach") for route in localhost.http_routes())
+
+
+@pytest.mark.skipif(not BREACH_REGISTER, reason="the breach register (branch `breach`) is not in the app yet")
+def test_an_operator_opens_assesses_and_closes_a_breach(console, browser, storage):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as shown
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    def act(row_button: str, submit: str, **fields: str) -> None:
+        row = browser.find_element(By.CSS_SELECTOR, "#breaches tbody tr:not(.row-form)")
+        row.find_element(By.XPATH, f".//button[text()='{row_button}']").click()
+        form = browser.find_element(By.CSS_SELECTOR, "#breaches tr.row-form")
+        for name, value in fields.items():
+            field = form.find_element(By.NAME, name)
+            if field.tag_name == "select":
+                Select(field).select_by_value(value)
+            else:
+                field.send_keys(value)
+        form.find_element(By.XPATH, f".//button[text()='{submit}']").click()
+        WebDriverWait(browser, 30).until(shown.staleness_of(form))
+
+    browser.get(console)
+    wait = WebDriverWait(browser, 60)
+    wait.until(shown.text_to_be_present_in_element((By.ID, "breaches"), "No breaches."))
+    Select(browser.find_element(By.ID, "breach-category")).select_by_value("misdirected_upload")
+    browser.find_element(By.ID, "breach-description").send_keys("A file sent to the wrong drop zone")
+    browser.find_element(By.ID, "breach-open").click()
+    row = wait.until(shown.visibility_of_element_located((By.CSS_SELECTOR, "#breaches tbody tr")))
+    assert "misdirected upload" in row.text and "h to tell the ICO" in row.text
+
+    act("Assess", "Record assessment", risk="risk", reason="Partner data seen by another partner")
+    wait.until(shown.text_to_be_present_in_element((By.CSS_SELECTOR, "#breaches tbody tr"), "risk"))
+    act("ICO notified", "Record", reference="ICO-2026-0042")
+    act("Close", "Close breach", outcome="File deleted by the other partner; link rotated")
+    wait.until(shown.text_to_be_present_in_element((By.ID, "breaches"), "No breaches."))
+    Select(browser.find_element(By.ID, "breaches-status")).select_by_value("closed")
+    closed = wait.until(shown.visibility_of_element_located((By.CSS_SELECTOR, "#breaches tbody tr")))
+    assert "closed" in closed.text and "risk" in closed.text
