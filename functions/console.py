@@ -10,6 +10,9 @@ from pathlib import Path
 
 import azure.functions as func
 
+from functions.http import problem_response
+from shared.platform.auth import Problem
+
 bp = func.Blueprint()
 STATIC = Path(__file__).parent / "static"
 ASSETS = {"console.js": "text/javascript", "console.css": "text/css"}
@@ -33,5 +36,5 @@ def page(req: func.HttpRequest) -> func.HttpResponse:
 def asset(req: func.HttpRequest) -> func.HttpResponse:
     name = req.route_params.get("name", "")
     if name not in ASSETS:
-        return func.HttpResponse(status_code=404)
+        return problem_response(Problem(404, "Not Found", "The console has no asset of that name."))
     return func.HttpResponse((STATIC / name).read_text(), mimetype=ASSETS[name], headers=SECURITY_HEADERS)
