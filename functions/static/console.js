@@ -303,7 +303,7 @@ const uploads = new PagedList("uploads", {
   columns: [
     { title: "Received", value: (u) => when(u.received_at) },
     { title: "Partner", value: (u) => u.partner_name },
-    { title: "Dataset", value: (u) => datasetLabel(u.dataset) },
+    { title: "Dataset", value: (u) => u.dataset },
     { title: "File", value: (u) => u.file },
     { title: "Status", value: (u) => el("span", words(u.status), `status-${u.status}`) },
     { title: "Rows stored", value: (u) => (u.rows ? `${u.rows.stored} of ${u.rows.read}` : "") },
