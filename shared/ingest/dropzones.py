@@ -4,7 +4,8 @@ A drop zone is a container `drop-<partner>` in the ingest account. Its upload li
 signed against the container's stored access policy `upload-<generation>`, which grants create (c) only: a link
 can add new blobs (in blocks, for large files) and nothing else; it cannot read, list, delete or overwrite, and
 is valid for that one container. Revoking replaces the policy with the next generation, so every link issued
-before stops working at once. Links are returned once and never stored or logged.
+before stops working at once. Links are returned once and never stored or logged; the drop zone's metadata keeps
+only how many were issued under the current policy and the latest expiry, for operators (`partners`).
 
 A create-only link can also snapshot a blob it created (Azure counts a snapshot as creating): the pipeline deletes
 the raw file with its snapshots, and refuses blob types other than block blobs; the lifecycle rule deletes
@@ -120,8 +121,8 @@ class DropZones:
     def partners(self, page: PageRequest) -> dict[str, Any]:
         """The programme's partners in the policy's order, a page at a time, each with its drop zone and live
         links: how many were issued under the current policy and when the last of them expires (never a link)."""
-        listed = list(self.policy.partners.values())
-        shown, following = sorted_page(listed, lambda partner: (f"{listed.index(partner):06d}",), page)
+        order = {partner_id: f"{number:06d}" for number, partner_id in enumerate(self.policy.partners)}
+        shown, following = sorted_page(list(self.policy.partners.values()), lambda p: (order[p.id],), page)
         return page_body([self._partner_view(partner) for partner in shown], following)
 
     def _partner_view(self, partner: Partner) -> dict[str, Any]:
