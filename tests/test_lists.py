@@ -134,3 +134,14 @@ def test_uploads_across_partners_newest_first_with_their_receipts_status(api, st
 def test_the_new_lists_need_a_principal(api, storage, path):
     status, problem, response = api("GET", path)
     assert status == 401 and response.mimetype == "application/problem+json" and problem["status"] == 401
+
+
+def test_a_request_added_between_pages_neither_repeats_nor_shifts_what_was_read(api, storage):
+    today = date.today()
+    first = [seed_request(storage, today - timedelta(days=n)) for n in (30, 20)]
+    later = [seed_request(storage, today - timedelta(days=n)) for n in (10, 5)]
+    page = api("GET", "requests?limit=2", DPO)[1]
+    assert [item["id"] for item in page["items"]] == first
+    seed_request(storage, today - timedelta(days=40))  # due before everything already shown
+    rest = api("GET", f"requests?limit=2&page={page['next']}", DPO)[1]
+    assert [item["id"] for item in rest["items"]] == later and rest["next"] is None
