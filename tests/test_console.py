@@ -134,6 +134,24 @@ def test_an_operator_finds_the_overdue_request_decides_a_pair_and_revokes_a_link
         assert refused.value.status == 401, "every link of the partner stopped working"
 
 
+def test_a_long_list_pages_with_more(console, browser, storage):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    seeded = [seed_request(storage, days_ago, "access") for days_ago in range(23)]
+    browser.get(console)
+    wait = WebDriverWait(browser, 60)
+    rows = "#requests tbody tr"
+    wait.until(lambda driver: len(driver.find_elements(By.CSS_SELECTOR, rows)) == 20)
+    browser.find_element(By.CSS_SELECTOR, "#requests button.more").click()
+    wait.until(lambda driver: len(driver.find_elements(By.CSS_SELECTOR, rows)) == 23)
+    found = browser.find_elements(By.CSS_SELECTOR, rows)
+    assert sorted(row.get_attribute("data-id") for row in found) == sorted(seeded), "each request once"
+    due = [row.find_elements(By.TAG_NAME, "td")[3].text for row in found]
+    assert due == sorted(due), "soonest due first, across both pages"
+    assert browser.find_elements(By.CSS_SELECTOR, "#requests button.more") == [], "no More after the last page"
+
+
 def test_a_console_without_sign_in_says_so_and_shows_nothing(app_env, storage, browser, monkeypatch):
     """No principal (App Service authentication off, no local sign-in): every panel shows the 401 problem and the
     sign-in link, no data."""
