@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl, urlsplit
 import azure.functions as func
 
 from devtools.eventgrid import indexed_functions
-from shared.platform.auth import LOCAL_MODE, encode_principal
+from shared.platform.auth import LOCAL_MODE, Problem, encode_principal
 from shared.platform.settings import Settings
 from shared.platform.storage import Storage
 
@@ -72,7 +72,8 @@ def dispatch(routes: list[HttpRoute], method: str, url: str, headers: dict[str, 
                                        params=dict(parse_qsl(parts.query)), route_params=match.groupdict(),
                                        body=body)
             return route.handler(request)
-    return func.HttpResponse("not found", status_code=404)
+    return func.HttpResponse(json.dumps(Problem(404, "Not Found", "No function answers this route.").document()),
+                             status_code=404, mimetype="application/problem+json")
 
 
 def signed_in(caller: str) -> dict[str, str]:

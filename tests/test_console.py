@@ -184,6 +184,8 @@ def test_the_console_page_is_served_with_a_strict_content_security_policy(app_en
         assert "connect-src 'self';" in response.headers["Content-Security-Policy"], "calls go to the app only"
     missing = localhost.dispatch(routes, "GET", "http://localhost/api/console/assets/upload.js", {})
     assert missing.status_code == 404 and missing.mimetype == "application/problem+json"
+    unknown = localhost.dispatch(routes, "GET", "http://localhost/api/no-such-list", {})
+    assert unknown.status_code == 404 and unknown.mimetype == "application/problem+json", "locally too"
     script = (Path(__file__).parent.parent / "functions" / "static" / "console.js").read_text()
     assert "innerHTML" not in script, "values are written as text, never parsed as HTML"
 
