@@ -36,7 +36,6 @@ import time
 from datetime import date
 
 from azure.core.exceptions import ResourceExistsError
-from azure.storage.blob import CorsRule
 
 from devtools import azurite, leap_files, synthetic
 from devtools.eventgrid import deliver_in_process, waiting_uploads
@@ -241,14 +240,11 @@ def onboard_partners(policy) -> None:
         drop_zones().onboard(partner)
 
 
-def start_host(storage: Storage, server: azurite.Azurite) -> str:
+def start_host(server: azurite.Azurite) -> str:
     """The local host, detached (it outlives this command; `make azurite-stop` stops it), signed in as the
-    operator; Azurite's CORS lets the upload page it serves send files straight to the drop zones."""
+    operator; it lets the upload page it serves send files straight to Azurite's drop zones (CORS) itself."""
     port = HOST_PORT if not azurite._answers(HOST_PORT) else azurite.free_port()
     origin = f"http://127.0.0.1:{port}"
-    storage.ingest_admin().set_service_properties(cors=[CorsRule(
-        [origin, f"http://localhost:{port}"], ["PUT", "OPTIONS"], allowed_headers=["*"], exposed_headers=["*"],
-        max_age_in_seconds=3600)])
     log = open(STATE / "host.log", "ab")  # noqa: SIM115 - handed to the host, which keeps it
     env = {**os.environ, "FDP_LOCAL_AUTH": LOCAL_MODE, "AzureWebJobsStorage": server.connection_string}
     host = subprocess.Popen(
@@ -298,7 +294,7 @@ def main() -> int:
     show_people()
     show_reports()
     show_extract()
-    show_console(start_host(storage, server))
+    show_console(start_host(server))
     return 0
 
 
