@@ -116,6 +116,11 @@ def test_tokens_are_version_2_and_the_azure_cli_may_ask_for_one_without_a_consen
     assert text(variable(APP, "azureCliAppId")) == AZURE_CLI
 
 
+SIGNED_IN_PAGES = ("/api/console", "/api/console/assets/x")
+"""The operator console: no function key (a browser cannot send one when it opens a page), but a sign-in; the
+admin functions it calls need both."""
+
+
 def _excluded(path: str, patterns: list[str]) -> bool:
     """App Service authentication's excludedPaths: an exact path, or a prefix ending in `/*`."""
     return any(path == p or (p.endswith("/*") and path.startswith(p[:-1])) for p in patterns)
@@ -123,7 +128,8 @@ def _excluded(path: str, patterns: list[str]) -> bool:
 
 def test_exactly_the_anonymous_functions_are_left_open_to_callers_without_a_token():
     """Partners reach the upload page with their upload link, not a sign-in, and Event Grid delivers with the
-    webhook's system key: those paths, and no admin function, are excluded from authentication."""
+    webhook's system key: those paths, and no admin function, are excluded from authentication. The operator
+    console's page needs no function key but stays behind the sign-in."""
     patterns = [text(p) for p in items(variable(APP, "anonymousPaths"))]
     assert value(_auth_settings(), "properties.globalValidation.excludedPaths") == "anonymousPaths"
     opened, closed, event_grid = [], [], False
@@ -134,6 +140,10 @@ def test_exactly_the_anonymous_functions_are_left_open_to_callers_without_a_toke
             path = "/api/" + re.sub(r"\{\w+(:[^}]*)?\}", "x", trigger["route"])
             (opened if trigger["authLevel"] == "ANONYMOUS" else closed).append(path)
     assert opened and closed
+    console = [p for p in opened if p in SIGNED_IN_PAGES]
+    assert sorted(console) == sorted(SIGNED_IN_PAGES), "the console's page and assets"
+    assert [p for p in console if _excluded(p, patterns)] == [], "the console is behind the sign-in"
+    opened = [p for p in opened if p not in SIGNED_IN_PAGES]
     assert [p for p in opened if not _excluded(p, patterns)] == [], "an anonymous function would need a sign-in"
     assert [p for p in closed if _excluded(p, patterns)] == [], "an admin function is open without a sign-in"
     assert event_grid and _excluded("/runtime/webhooks/eventgrid", patterns)
