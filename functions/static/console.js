@@ -467,7 +467,8 @@ const extracts = new PagedList("extracts", {
   columns: [
     { title: "Extract", value: (x) => x.extract },
     { title: "Recipient", value: (x) => x.recipient },
-    { title: "Produced", value: (x) => x.date },
+    { title: "Made", value: (x) => when(x.created_at) },
+    { title: "Rows", value: (x) => x.rows },
     { title: "Agreement expires", value: (x) => x.expires },
   ],
 });
