@@ -53,8 +53,9 @@ def seed_request(storage, received: date, kind: str = "access") -> str:
 def test_open_requests_page_through_overdue_first(api, storage):
     today = date.today()
     overdue = seed_request(storage, today - timedelta(days=45))
-    due_soon = seed_request(storage, today - timedelta(days=20), "erasure")
-    fresh = [seed_request(storage, today - timedelta(days=n)) for n in (3, 2, 1)]
+    due_soon = seed_request(storage, today - timedelta(days=24), "erasure")
+    # A week apart: a due date moves to the next working day, so requests a day apart can share one.
+    fresh = [seed_request(storage, today - timedelta(days=n)) for n in (17, 10, 3)]
     pages = every_page(api, "requests?status=open", DPO, limit=2)
     assert [len(page) for page in pages] == [2, 2, 1]
     listed = [item for page in pages for item in page]
