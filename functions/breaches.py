@@ -39,8 +39,10 @@ def open_breach(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("breach_list")
 @bp.route(route="breaches", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def list_breaches(req: func.HttpRequest) -> func.HttpResponse:
+    # `page` is every list's parameter (shared/platform/paging.py); `next` is kept for callers written before it.
+    token = req.params.get("page") or req.params.get("next")
     return admin_call(req, READERS, "breach.list", lambda caller: (200, breach_service().listed(
-        req.params.get("status", "open"), req.params.get("next"), _limit(req))))
+        req.params.get("status", "open"), token, _limit(req))))
 
 
 @bp.function_name("breach_get")

@@ -213,7 +213,7 @@ def test_the_register_lists_urgent_breaches_first_and_pages_with_a_token(api):
 
     seen, token = [], None
     while True:
-        page = api("GET", "breaches?status=all&limit=1" + (f"&next={token}" if token else ""), DPO)[1]
+        page = api("GET", "breaches?status=all&limit=1" + (f"&page={token}" if token else ""), DPO)[1]
         seen += [b["id"] for b in page["items"]]
         token = page["next"]
         if token is None:
