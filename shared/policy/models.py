@@ -173,6 +173,13 @@ class AttributeColumn(_ColumnBase):
             raise problem("numbers need min and max, with min <= max", "for example {min: 0, max: 60}")
         return self
 
+    @model_validator(mode="after")
+    def _labels_name_allowed_values(self) -> AttributeColumn:
+        if self.values is not None and not set(self.labels) <= set(self.values):
+            raise_problems([(("labels",), problem("labels a code the column does not allow",
+                                                  ", ".join(self.values)))])
+        return self
+
 
 class ConsentColumn(_ColumnBase):
     """The row's opt-in flag: rows without a yes are left out; never stored."""
