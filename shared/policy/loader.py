@@ -221,6 +221,8 @@ def issue_from(file: str, error: ErrorDetails) -> PolicyIssue:
         allowed = f"a whole number of at least {node['minimum']}"
     elif kind == "date_type":
         allowed = "YYYY-MM-DD"
+    elif kind == "string_too_long":
+        allowed = f"at most {ctx.get('max_length')} characters"
     return PolicyIssue(file, path, problem, allowed)
 
 
