@@ -23,7 +23,7 @@ from tests.helpers import principal
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "openapi.yaml"
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
-EVERY_ROLE = principal("api-fuzzer", "Platform.Admin", "DataProtection.Officer", "Analyst")
+EVERY_ROLE = principal("api-fuzzer", "Platform.Admin", "DataProtection.Officer", "Analyst", "Research.Recipient")
 NOT_CHECKED = [
     positive_data_acceptance,  # a schema-valid NHS number need not pass its check digit: 400 is right
     ignored_auth,  # the local host does not check function keys (neither does Core Tools); roles it does check
