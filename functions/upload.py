@@ -57,7 +57,8 @@ def check(req: func.HttpRequest) -> func.HttpResponse:
         partner = drop_zones().check_link(str(json_body(req).get("link", "")))
     except Problem as problem:
         return problem_response(problem)
-    return json_response({"partner": partner.id, "name": partner.name, "datasets": sorted(partner.datasets)})
+    datasets = [{"name": name, "label": dataset.title} for name, dataset in sorted(partner.datasets.items())]
+    return json_response({"partner": partner.id, "name": partner.name, "datasets": datasets})
 
 
 @bp.function_name("upload_receipt")

@@ -65,7 +65,7 @@ def test_every_module_sits_in_a_known_layer() -> None:
 
 
 def test_the_check_notices_an_upward_import() -> None:
-    """The check itself can fail: the policy loader seen from a layering where policy sits below identity."""
-    loader = SHARED / "policy" / "loader.py"
+    """The check itself can fail: the data contracts seen from a layering where policy sits below identity."""
+    contracts = SHARED / "policy" / "contracts.py"
     reordered = ["platform", "policy", "identity", *LAYERS[3:]]
-    assert any("shared.identity" in problem for problem in upward_imports(loader, reordered))
+    assert any("shared.identity" in problem for problem in upward_imports(contracts, reordered))

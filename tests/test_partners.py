@@ -64,6 +64,13 @@ def test_onboarding_is_idempotent_and_names_the_datasets(api, storage):
     assert api("PUT", "partners/not-in-policy", ADMIN)[0] == 404
 
 
+def test_the_upload_page_lists_datasets_by_their_labels(api, storage):
+    """A partner picks "Parenting and family support sessions", not the folder name `sessions`."""
+    status, checked, _ = api("POST", "upload/check", None, {"link": onboard_and_link(api)})
+    assert status == 200 and checked["name"] == api.policy.partners[PARTNER].name
+    assert checked["datasets"] == [{"name": "sessions", "label": "Parenting and family support sessions"}]
+
+
 def test_a_link_uploads_a_large_file_in_blocks_and_can_do_nothing_else(api, storage):
     url = onboard_and_link(api)
     zone = container(url)

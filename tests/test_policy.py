@@ -3,12 +3,21 @@ is allowed; every seed programme has a faithful policy."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any, get_args
 
+import jsonschema
 import pytest
+import yaml
 
 from shared import cli
+from shared.identity.matchkeys import FIELDS as MATCH_FIELDS
+from shared.identity.pseudonymise import BASE_TYPES
+from shared.policy import contracts, models, schema
+from shared.policy.disclosure_rules import RULES
 from shared.policy.loader import PolicyError, load_policy
+from shared.policy.retention_rules import ANCHORS
 from tests.conftest import POLICIES
 
 SEEDS = Path(__file__).resolve().parent.parent.parent / "shared" / "seeds"
@@ -158,3 +167,113 @@ def test_reports_on_special_category_data_get_the_stricter_threshold_and_dominan
     message = str(caught.value)
     assert "reports[0].rule.threshold: a ons-10-5 rule has a fixed threshold" in message
     assert "reports[0].rule.dominance.q: unknown key" in message
+
+# The published schema ---------------------------------------------------------------------------------------
+
+
+def test_the_published_schema_is_the_one_the_models_generate():
+    published = Path(schema.PUBLISHED)
+    assert published.parent == Path(next(iter(POLICIES.values()))).parent, "published beside the policies"
+    assert published.read_text() == schema.text(), "run python -m shared.policy.schema"
+    assert schema.main(["--check"]) == 0
+
+
+def as_json(document: Any) -> Any:
+    """A YAML document as an editor's YAML language server hands it to the schema: dates as ISO text."""
+    return json.loads(json.dumps(document, default=lambda value: value.isoformat()))
+
+
+def schema_errors(document: Any) -> list[str]:
+    validator = jsonschema.Draft202012Validator(json.loads(schema.PUBLISHED.read_text()),
+                                                format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    return [error.json_path for error in validator.iter_errors(as_json(document))]
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_every_shipped_policy_validates_against_the_published_schema(name):
+    text = POLICIES[name].read_text()
+    assert text.startswith("# yaml-language-server: $schema=policy.schema.json\n"), "an editor finds the schema"
+    assert schema_errors(yaml.safe_load(text)) == []
+
+
+def test_the_schema_catches_what_an_operator_mistypes():
+    jsonschema.Draft202012Validator.check_schema(json.loads(schema.PUBLISHED.read_text()))
+    document = yaml.safe_load(POLICIES["leap"].read_text())
+    charity = document["partners"]["family-support-charity"]
+    charity["kind"] = "shop"
+    sessions = charity["datasets"]["sessions"]
+    sessions["columns"]["family_ref"]["role"] = "identifer"
+    sessions["columns"]["Session Date"] = sessions["columns"].pop("session_date")
+    sessions["retention"]["yeers"] = 25
+    document["programme"]["programme_end"] = "2025-13-01"
+    found = schema_errors(document)
+    for path in ("$.partners['family-support-charity'].kind",
+                 "$.partners['family-support-charity'].datasets.sessions.columns.family_ref",
+                 "$.partners['family-support-charity'].datasets.sessions.columns",
+                 "$.partners['family-support-charity'].datasets.sessions.retention",
+                 "$.programme.programme_end"):
+        assert path in found
+
+
+def test_the_models_allow_what_the_platform_knows():
+    """The models spell each vocabulary out for the schema; the platform's own tuples are what the code obeys."""
+    assert get_args(models.IdType) == BASE_TYPES
+    assert get_args(models.Generalisation) == contracts.GENERALISATIONS
+    assert get_args(models.AttributeType) == contracts.ATTRIBUTE_TYPES
+    assert get_args(models.Anchor) == ANCHORS
+    assert get_args(models.DisclosureRule) == RULES
+    assert set(get_args(models.Region)) == set(models.UK_REGIONS + models.EU_REGIONS)
+    roles = {get_args(column.model_fields["role"].annotation)[0] for column in get_args(get_args(
+        models.ColumnSpec)[0])}
+    assert roles == set(contracts.ROLES)
+    matches = get_args(models.DirectColumn.model_fields["match"].annotation)[0]
+    quasi = get_args(models.QuasiColumn.model_fields["match"].annotation)[0]
+    assert set(get_args(matches) + get_args(quasi)) == set(MATCH_FIELDS)
+
+
+# Every problem at once ----------------------------------------------------------------------------------------
+
+EVERYWHERE = BROKEN + """
+      more:
+        basis: public_task
+        retention: {anchor: column}
+        row_key: [ref, ref]
+        columns:
+          ref: {role: identifier, type: partner_ref}
+          seen: {role: attribute, type: date, required: false}
+          born: {role: quasi, generalise: age_in_months, at: when}
+reports:
+  - {name: r, audience: a, datasets: [more, nowhere], dimensions: [zzz], measure: "sum:ref"}
+  - {name: r2, audience: a, rule: {threshold: 1}, datasets: [more], dimensions: [seen]}
+extracts:
+  - {name: e, recipient: x, datasets: [more], columns: [ref_pseudonym, y], quasi_identifiers: [k], k: 2,
+     expires: 2030-01-01}
+"""
+
+
+def test_a_broken_policy_gets_every_problem_at_once(tmp_path):
+    """Problems of shape, within a dataset and across the policy, in one report: a broken dataset does not hide
+    a report's problems, nor a broken column its dataset's."""
+    with pytest.raises(PolicyError) as caught:
+        load_policy(write(tmp_path, EVERYWHERE))
+    found = {issue.path for issue in caught.value.issues}
+    more = "partners.good.datasets.more"
+    assert found >= {
+        "programme.region", "partners.Bad_Partner", "partners.good.kind",
+        "partners.good.datasets.visits.retention.anchor", "partners.good.datasets.visits.columns.ref.role",
+        "partners.good.datasets.visits.columns", f"{more}.columns.born.at", f"{more}.row_key",
+        f"{more}.retention.column", "reports[0].datasets[1]", "reports[0].dimensions[0]", "reports[0].measure",
+        "reports[1].rule.threshold", "extracts[0].columns[1]", "extracts[0].quasi_identifiers[0]"}
+    assert all(issue.problem and issue.allowed for issue in caught.value.issues), "each says what is allowed"
+
+
+def test_problems_never_quote_the_value_found(tmp_path):
+    """A partner's data pasted into the wrong place (an NHS number, a name) is not repeated in the error."""
+    secret, name = "9434765919", "Amelia Fairweather"
+    text = (BROKEN.replace("kind: shop", f"kind: {secret}").replace("anchor: yesterday", f"anchor: {secret}")
+            .replace("role: identifer", f"role: '{name}'").replace("type: integer", f"type: '{name}'")
+            .replace("region: westeurope", f"region: '{name}'") + f"  x-note: {secret}\n")
+    with pytest.raises(PolicyError) as caught:
+        load_policy(write(tmp_path, text))
+    assert len(caught.value.issues) >= 5
+    assert secret not in str(caught.value) and name not in str(caught.value)

@@ -57,7 +57,9 @@ def test_a_partner_uploads_through_the_page_and_sees_the_receipt(site, browser, 
     wait.until(shown.visibility_of_element_located((By.ID, "file-step")))
     assert browser.find_element(By.ID, "partner-name").text == policy.partners[PARTNER].name
     assert "sig=" not in browser.current_url, "the link leaves the address bar"
-    Select(browser.find_element(By.ID, "dataset")).select_by_value("sessions")
+    datasets = Select(browser.find_element(By.ID, "dataset"))
+    assert [o.text for o in datasets.options] == ["Parenting and family support sessions"], "labels, not folders"
+    datasets.select_by_value("sessions")
     browser.find_element(By.ID, "file").send_keys(str(local))
     browser.find_element(By.ID, "upload").click()
 

@@ -29,7 +29,7 @@ async function checkLink() {
   }
   $("partner-name").textContent = data.name;
   const select = $("dataset");
-  select.replaceChildren(...data.datasets.map((name) => new Option(name, name)));
+  select.replaceChildren(...data.datasets.map((dataset) => new Option(dataset.label, dataset.name)));
   $("link-step").hidden = true;
   $("file-step").hidden = false;
 }

@@ -1,48 +1,33 @@
 """The programme policy: one YAML file per deployment, validated on load.
 
-Every problem is reported at once, each naming the file, the key path, what is wrong and what is allowed, so
-that an operator can fix a policy in one pass. See docs/policy.md for the format.
+The document's shape and the rules within a dataset are the pydantic models of `shared.policy.models` (whose JSON
+Schema is published for editors); the rules that span the policy (a report's columns exist, an anchor on programme end
+needs the end date) are here. Every problem is reported at once, each naming the file, the key path, what is wrong and
+what is allowed, so that an operator can fix a policy in one pass. See docs/policy.md for the format.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cache
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
-from shared.identity.pseudonymise import BASE_TYPES
-from shared.policy.contracts import (
-    ATTRIBUTE_TYPES,
-    DEFAULT_MAX_LENGTH,
-    GENERALISATIONS,
-    IDENTIFIES,
-    INVALID_ROW_ACTIONS,
-    MATCHES,
-    ROLES,
-    UNEXPECTED_COLUMN_ACTIONS,
-    Column,
-    Contract,
-)
-from shared.policy.disclosure_rules import RULES, Dominance, Rule
-from shared.policy.retention_rules import ANCHORS, Offset, RetentionRule
-
-UK_REGIONS = ("uksouth", "ukwest")
-EU_REGIONS = (
-    "westeurope", "northeurope", "francecentral", "francesouth", "germanywestcentral", "germanynorth",
-    "swedencentral", "swedensouth", "italynorth", "polandcentral", "spaincentral", "belgiumcentral",
-)
-RESIDENCY = {"UK": UK_REGIONS, "EU": EU_REGIONS}
-BASES = ("consent", "legitimate_interest", "public_task", "legal_obligation")
-PARTNER_KINDS = ("school", "nursery", "nhs_trust", "council", "charity", "other")
-PARTNER_ID = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,57}$")
-DATASET_ID = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,62}$")
-COLUMN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-DEFAULT_LIMITS = {"max_file_mb": 100, "max_line_chars": 10_000, "max_rows": 5_000_000, "max_link_days": 7}
+from shared.policy import models
+from shared.policy.contracts import Column, Contract
+from shared.policy.disclosure_rules import Dominance, Rule
+from shared.policy.models import EU_REGIONS as EU_REGIONS
+from shared.policy.models import RESIDENCY as RESIDENCY
+from shared.policy.models import UK_REGIONS as UK_REGIONS
+from shared.policy.models import PolicyDocument
+from shared.policy.retention_rules import Offset, RetentionRule
 
 
 @dataclass(frozen=True)
@@ -83,6 +68,13 @@ class Dataset:
     description: str = ""
     row_key: tuple[str, ...] = ()
     """Columns whose values make a row the same row: a row sent again with them replaces the stored copy."""
+    label: str | None = None
+    """The dataset's name as people read it (`Health visiting reviews`)."""
+
+    @property
+    def title(self) -> str:
+        """The dataset's label, or its name made readable."""
+        return self.label or self.name.replace("-", " ").capitalize()
 
     @property
     def consent_column(self) -> Column | None:
@@ -181,435 +173,311 @@ def load_policy(path: str | Path) -> Policy:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(document)"
         problem = f"not valid YAML: {getattr(error, 'problem', error)}"
         raise PolicyError([PolicyIssue(str(path), where, problem)]) from None
-    checker = _Checker(str(path))
-    policy = checker.policy(document, version=hashlib.sha256(raw).hexdigest()[:12])
-    if checker.issues:
-        raise PolicyError(checker.issues)
-    assert policy is not None
-    return policy
+    checked, issues = check(str(path), document)
+    if checked is None or issues:
+        raise PolicyError(issues)
+    return build(checked, source=str(path), version=hashlib.sha256(raw).hexdigest()[:12])
 
 
-def _keys(node: Any) -> tuple[str, ...]:
-    """Keys of a mapping whose keys are names the operator chooses (partners, datasets, columns)."""
-    return tuple(node) if isinstance(node, dict) else ()
+def check(file: str, document: Any) -> tuple[PolicyDocument | None, list[PolicyIssue]]:
+    """Every problem of a policy document at once: its shape and each dataset's rules (the models), then the rules
+    that span the policy, judged on every part that is itself valid."""
+    try:
+        checked: PolicyDocument | None = PolicyDocument.model_validate(document)
+        issues: list[PolicyIssue] = []
+    except ValidationError as failure:
+        checked, issues = None, [issue_from(file, error) for error in failure.errors()]
+    parts = _Parts.of(checked) if checked is not None else _Parts.salvage(document)
+    issues += [PolicyIssue(file, path, problem, allowed) for path, problem, allowed in parts.problems()]
+    return checked, issues
 
 
-EXTRACT_KEYS = ("name", "recipient", "datasets", "columns", "quasi_identifiers", "k", "expires")
-EXTRACT_OPTIONAL_KEYS = ("purpose", "sensitive", "l", "max_suppressed_percent")
+# What pydantic found, as an operator reads it ------------------------------------------------------------------
 
 
-def _stored_columns(partners: dict[str, Partner]) -> dict[str, set[str]]:
-    """Dataset name -> the columns stored for it (as curated Parquet names them)."""
-    stored: dict[str, set[str]] = {}
-    for partner in partners.values():
-        for dataset in partner.datasets.values():
-            stored.setdefault(dataset.name, set()).update(c.output_name for c in dataset.contract.columns
-                                                          if c.output_name)
-    return stored
+def issue_from(file: str, error: ErrorDetails) -> PolicyIssue:
+    """One validation error: its key path as the policy spells it, what is wrong and what is allowed. Never the
+    value found: messages come from the error's type and the schema, not from the input."""
+    path, node, parent = locate(error["loc"])
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        roles = ", ".join(_tags(node))
+        return PolicyIssue(file, f"{path}.role", "is required" if kind == "union_tag_not_found" else
+                           "is not a column role", roles)
+    if kind == "extra_forbidden":
+        anchors = ", or x-<name> for YAML anchors" if "patternProperties" in parent else ""
+        return PolicyIssue(file, path, "unknown key", ", ".join(parent.get("properties", {})) + anchors)
+    if kind == "string_pattern_mismatch":
+        problem, allowed = models.PATTERN_HINTS.get(str(ctx.get("pattern")), ("does not match its pattern", None))
+        return PolicyIssue(file, path, problem, allowed or str(ctx.get("pattern")))
+    problem, allowed = _MESSAGES.get(kind, (error["msg"], None))
+    if kind == "policy":
+        allowed = ctx.get("allowed")
+    elif kind == "literal_error":
+        allowed = str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
+    elif "minimum" in node and "maximum" in node:
+        allowed = f"a whole number from {node['minimum']} to {node['maximum']}"
+    elif "minimum" in node:
+        allowed = f"a whole number of at least {node['minimum']}"
+    elif kind == "date_type":
+        allowed = "YYYY-MM-DD"
+    elif kind == "string_too_long":
+        allowed = f"at most {ctx.get('max_length')} characters"
+    return PolicyIssue(file, path, problem, allowed)
 
 
-class _ColumnBasics(TypedDict):
-    """The fields every column has, whatever its role; each role adds its own to these."""
+_MESSAGES = {
+    "missing": ("is required", None),
+    "literal_error": ("is not allowed", None),
+    "bool_type": ("must be true or false", None),
+    "int_type": ("must be a whole number", None),
+    "greater_than_equal": ("is too small", None),
+    "less_than_equal": ("is too large", None),
+    "float_type": ("must be a number", None),
+    "date_type": ("must be a date", None),
+    "string_type": ("must be text", None),
+    "string_too_long": ("is too long", None),
+    "dict_type": ("must be a mapping", "key: value lines, or {key: value}"),
+    "model_type": ("must be a mapping", "key: value lines, or {key: value}"),
+    "model_attributes_type": ("must be a mapping", "key: value lines, or {key: value}"),
+    "list_type": ("must be a list", "a YAML list, such as [first, second]"),
+    "too_short": ("must not be empty", "at least one entry"),
+}
+"""What is wrong, by pydantic's error type: its own messages are kept for anything else (none quotes the value)."""
 
-    name: str
-    role: str
-    required: bool
-    max_length: int
+
+def locate(loc: tuple[int | str, ...]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """The key path of an error's location as the policy spells it (`partners.a.datasets.b.columns.c.role`,
+    `reports[0].measure`), and the schema of the node there and of its parent (for the keys it allows)."""
+    node, parent, path = _resolve(schema()), {}, ""
+    for part in loc:
+        if part == "[key]":  # a mapping key that broke a rule: the path already ends with it
+            continue
+        tagged = node.get("discriminator", {}).get("mapping", {}).get(part)
+        if tagged is not None:  # the column role that chose the model: not a key of the policy
+            node = _resolve({"$ref": tagged})
+            continue
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        parent, node = node, _resolve(_child(node, part))
+    return path or "(root)", node, parent
 
 
-class _Checker:
-    """Walks the YAML document, building the policy and collecting every issue with its key path."""
+@cache
+def schema() -> dict[str, Any]:
+    return PolicyDocument.model_json_schema()
 
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.issues: list[PolicyIssue] = []
 
-    def fail(self, path: str, problem: str, allowed: str | None = None) -> None:
-        self.issues.append(PolicyIssue(self.file, path, problem, allowed))
+def _resolve(node: dict[str, Any]) -> dict[str, Any]:
+    """Follow a $ref, and an optional key's anyOf to the schema that is not null."""
+    if "$ref" in node:
+        return _resolve(schema()["$defs"][node["$ref"].rsplit("/", 1)[-1]])
+    if "anyOf" in node:
+        return _resolve(next((n for n in node["anyOf"] if n.get("type") != "null"), {}))
+    return node
 
-    # Generic checks --------------------------------------------------------------------------------------
 
-    def mapping(self, node: Any, path: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
-        if not isinstance(node, dict):
-            self.fail(path, f"must be a mapping, found {type(node).__name__}")
-            return {}
-        for key in node:
-            if key not in allowed and not (path == "(root)" and str(key).startswith("x-")):
-                self.fail(f"{path}.{key}", "unknown key", ", ".join(allowed))
-        for key in required:
-            if key not in node:
-                self.fail(f"{path}.{key}", "is required")
-        return node
+def _child(node: dict[str, Any], part: int | str) -> dict[str, Any]:
+    if isinstance(part, int):
+        return node.get("items", {})
+    if part in node.get("properties", {}):
+        return node["properties"][part]
+    patterns = node.get("patternProperties", {})
+    extra = node.get("additionalProperties")
+    return next(iter(patterns.values()), extra if isinstance(extra, dict) else {})
 
-    def text(self, node: dict, key: str, path: str, default: str | None = None) -> str:
-        value = node.get(key, default)
-        if not isinstance(value, str) or not value.strip():
-            if key in node or default is None:
-                self.fail(f"{path}.{key}", "must be non-empty text")
-            return default or ""
-        return value
 
-    def choice(self, node: dict, key: str, path: str, allowed: tuple[str, ...], default: str | None = None) -> str:
-        value = node.get(key, default)
-        if value not in allowed:
-            if key in node or default is None:
-                self.fail(f"{path}.{key}", f"{value!r} is not allowed", ", ".join(allowed))
-            return default or allowed[0]
-        return value
+def _tags(node: dict[str, Any]) -> list[str]:
+    return list(node.get("discriminator", {}).get("mapping", {}))
 
-    def integer(self, node: dict, key: str, path: str, default: int | None, low: int = 0, high: int = 10**9) -> int:
-        value = node.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            self.fail(f"{path}.{key}", f"must be a whole number from {low} to {high}")
-            return default or low
-        return value
 
-    def number(self, node: dict, key: str, path: str) -> float | None:
-        value = node.get(key)
-        if value is None:
+# Rules that span the policy ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Parts:
+    """The parts of a policy that are valid on their own, keyed by where they sit: the rules that span the policy
+    are judged on these, so a broken dataset does not hide a report's problems."""
+
+    programme_end: date | None
+    dataset_names: set[str]
+    datasets: dict[str, list[tuple[str, models.DatasetSpec]]]
+    """Dataset name -> (key path, dataset) for each partner's valid dataset of that name."""
+    reports: list[tuple[str, models.ReportSpecModel]]
+    extracts: list[tuple[str, models.ExtractSpecModel]]
+    retentions: list[tuple[str, models.RetentionSpec]]
+    """Each dataset's valid retention rule, whether or not the rest of its dataset is valid."""
+
+    @classmethod
+    def of(cls, document: PolicyDocument) -> _Parts:
+        datasets: dict[str, list[tuple[str, models.DatasetSpec]]] = {}
+        for partner_id, partner in document.partners.items():
+            for name, dataset in partner.datasets.items():
+                datasets.setdefault(name, []).append((f"partners.{partner_id}.datasets.{name}", dataset))
+        return cls(document.programme.programme_end, set(datasets), datasets,
+                   [(f"reports[{i}]", r) for i, r in enumerate(document.reports)],
+                   [(f"extracts[{i}]", e) for i, e in enumerate(document.extracts)],
+                   [(f"{path}.retention", d.retention) for paths in datasets.values() for path, d in paths])
+
+    @classmethod
+    def salvage(cls, document: Any) -> _Parts:
+        """The valid parts of a policy that as a whole is not."""
+        root = _mapping(document)
+        end = _mapping(root.get("programme")).get("programme_end")
+        names: set[str] = set()
+        datasets: dict[str, list[tuple[str, models.DatasetSpec]]] = {}
+        retentions: list[tuple[str, models.RetentionSpec]] = []
+        for partner_id, partner in _mapping(root.get("partners")).items():
+            for name, node in _mapping(_mapping(partner).get("datasets")).items():
+                path = f"partners.{partner_id}.datasets.{name}"
+                names.add(str(name))
+                if (dataset := _valid(models.DatasetSpec, node)) is not None:
+                    datasets.setdefault(name, []).append((path, dataset))
+                if (retention := _valid(models.RetentionSpec, _mapping(node).get("retention"))) is not None:
+                    retentions.append((f"{path}.retention", retention))
+        return cls(end if isinstance(end, date) else None, names, datasets,
+                   list(_valid_entries(root.get("reports"), "reports", models.ReportSpecModel)),
+                   list(_valid_entries(root.get("extracts"), "extracts", models.ExtractSpecModel)), retentions)
+
+    def problems(self) -> Iterator[tuple[str, str, str | None]]:
+        for path, retention in self.retentions:
+            if (retention.anchor == "programme_end" or retention.cap) and not self.programme_end:
+                yield f"{path}.anchor", "needs programme.programme_end", "set programme.programme_end"
+        for path, report in self.reports:
+            yield from self.report_problems(path, report)
+        for path, extract in self.extracts:
+            yield from self.extract_problems(path, extract)
+
+    def columns_of(self, names: list[str]) -> set[str] | None:
+        """The stored columns of these datasets, or None where one of them is not valid to judge by."""
+        if any(name in self.dataset_names and name not in self.datasets for name in names):
             return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.fail(f"{path}.{key}", "must be a number")
-            return None
-        return float(value)
+        return {column.output_name for name in names for _, dataset in self.datasets.get(name, [])
+                for column in _contract(dataset) if column.output_name}
 
-    def day(self, node: dict, key: str, path: str) -> date | None:
-        value = node.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, date):
-            self.fail(f"{path}.{key}", "must be a date", "YYYY-MM-DD")
-            return None
-        return value
-
-    def boolean(self, node: dict, key: str, path: str, default: bool) -> bool:
-        value = node.get(key, default)
-        if not isinstance(value, bool):
-            self.fail(f"{path}.{key}", "must be true or false")
-            return default
-        return value
-
-    def identifier(self, value: Any, path: str, pattern: re.Pattern[str], what: str) -> bool:
-        if not isinstance(value, str) or not pattern.match(value):
-            self.fail(path, f"{value!r} is not a valid {what}", pattern.pattern)
-            return False
-        return True
-
-    # The document ----------------------------------------------------------------------------------------
-
-    def policy(self, document: Any, version: str) -> Policy | None:
-        root = self.mapping(document, "(root)", ("programme", "partners", "reports", "extracts"),
-                            ("programme", "partners"))
-        programme = self.programme(root.get("programme"), "programme")
-        partners: dict[str, Partner] = {}
-        partner_nodes = self.mapping(root.get("partners", {}), "partners", _keys(root.get("partners")))
-        if not partner_nodes:
-            self.fail("partners", "at least one partner is required")
-        for partner_id, node in partner_nodes.items():
-            path = f"partners.{partner_id}"
-            if self.identifier(partner_id, path, PARTNER_ID, "partner id (its drop zone is drop-<id>)"):
-                partners[partner_id] = self.partner(partner_id, node, path, programme)
-        stored = _stored_columns(partners)
-        special = {d.name for partner in partners.values() for d in partner.datasets.values() if d.special_category}
-        reports = {report.name: report for index, node in enumerate(self.entries(root, "reports", ("name",)))
-                   if (report := self.report(node, f"reports[{index}]", stored, special)) is not None}
-        extracts = {extract.name: extract for index, node in enumerate(self.entries(root, "extracts", EXTRACT_KEYS))
-                    if (extract := self.extract(node, f"extracts[{index}]", stored)) is not None}
-        if self.issues:
-            return None
-        return Policy(self.file, version, programme, partners, reports, extracts)
-
-    def entries(self, root: dict, key: str, required: tuple[str, ...]) -> list[dict[str, Any]]:
-        """Reports and extracts are defined fully by their own features; here each needs its named keys."""
-        nodes = root.get(key, [])
-        if not isinstance(nodes, list):
-            self.fail(key, "must be a list")
-            return []
-        for index, node in enumerate(nodes):
-            if not isinstance(node, dict):
-                self.fail(f"{key}[{index}]", "must be a mapping")
-                continue
-            for name in required:
-                if name not in node:
-                    self.fail(f"{key}[{index}].{name}", "is required")
-        return [node for node in nodes if isinstance(node, dict)]
-
-    def names(self, node: dict, key: str, path: str, allowed: set[str], what: str) -> tuple[str, ...]:
-        values = node.get(key, [])
-        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            self.fail(f"{path}.{key}", "must be a list of names")
-            return ()
-        for value in values:
-            if value not in allowed:
-                self.fail(f"{path}.{key}", f"{value!r} is not {what}", ", ".join(sorted(allowed)))
-        return tuple(values)
-
-    def report(self, node: dict, path: str, stored: dict[str, set[str]], special: set[str]) -> ReportSpec | None:
-        keys = ("name", "audience", "kind", "datasets", "dimensions", "measure", "filters", "rule", "service_column",
-                "outcome_column", "date_columns", "note")
-        self.mapping(node, path, keys, ("name", "audience", "datasets"))
-        kind = self.choice(node, "kind", path, REPORT_KINDS, "table")
-        datasets = self.names(node, "datasets", path, set(stored), "a dataset of the policy")
-        columns = set().union(*(stored.get(d, set()) for d in datasets)) if datasets else set()
-        rule = self.rule(node.get("rule", {}), f"{path}.rule", special_category=bool(special & set(datasets)))
-        measure, _, measure_column = str(node.get("measure", "people")).partition(":")
-        if measure not in MEASURES or (measure in ("sum", "mean")) != bool(measure_column):
-            self.fail(f"{path}.measure", f"{node.get('measure')!r} is not a measure",
-                      "people, rows, sum:<column>, mean:<column>")
-        elif measure_column and measure_column not in columns:
-            self.fail(f"{path}.measure", f"{measure_column!r} is not a stored column of the report's datasets")
-        dimensions = self.names(node, "dimensions", path, columns, "a stored column of the report's datasets")
-        if kind == "table" and not 1 <= len(dimensions) <= 2:
-            self.fail(f"{path}.dimensions", "a table report has one or two dimensions")
-        filters = node.get("filters", {})
-        if not isinstance(filters, dict) or not all(k in columns and isinstance(v, list) for k, v in filters.items()):
-            self.fail(f"{path}.filters", "a mapping of stored column to a list of values to keep")
-            filters = {}
-        date_columns = node.get("date_columns", {})
-        if kind == "impact":
-            for key in ("service_column", "outcome_column"):
-                if node.get(key) not in columns:
-                    self.fail(f"{path}.{key}", "an impact report names a stored column of its datasets")
-            if not isinstance(date_columns, dict) or set(date_columns) != set(datasets):
-                self.fail(f"{path}.date_columns", "name the date column of each of the report's datasets")
-                date_columns = {}
-        return ReportSpec(
-            name=self.text(node, "name", path), audience=self.text(node, "audience", path), kind=kind,
-            datasets=datasets, rule=rule, dimensions=dimensions, measure=measure, measure_column=measure_column or None,
-            filters={k: tuple(str(v) for v in values) for k, values in filters.items()},
-            service_column=node.get("service_column"), outcome_column=node.get("outcome_column"),
-            date_columns=dict(date_columns))
-
-    def rule(self, node: Any, path: str, special_category: bool = False) -> Rule:
-        """A report's rule; a report reading special-category data gets the stricter default threshold."""
-        node = self.mapping(node, path, ("type", "threshold", "dominance"))
-        kind = self.choice(node, "type", path, RULES, "threshold")
-        threshold = self.integer(node, "threshold", path, None, 2, 100) if "threshold" in node else None
-        if threshold is not None and kind != "threshold":
-            self.fail(f"{path}.threshold", f"a {kind} rule has a fixed threshold", "remove it, or use type threshold")
-        return Rule(kind, threshold, special_category, self.dominance(node.get("dominance", {}), f"{path}.dominance"))
-
-    def dominance(self, node: Any, path: str) -> Dominance:
-        """The (n,k) and p% rules for sums and means, k and p given in percent."""
-        node = self.mapping(node, path, ("n", "k", "p"))
-        defaults = Dominance()
-        return Dominance(self.integer(node, "n", path, defaults.n, 1, 10),
-                         self.integer(node, "k", path, round(defaults.k * 100), 1, 100) / 100,
-                         self.integer(node, "p", path, round(defaults.p * 100), 0, 100) / 100)
-
-    def extract(self, node: dict, path: str, stored: dict[str, set[str]]) -> ExtractSpec | None:
-        self.mapping(node, path, (*EXTRACT_KEYS, *EXTRACT_OPTIONAL_KEYS, "note"), EXTRACT_KEYS)
-        datasets = self.names(node, "datasets", path, set(stored), "a dataset of the policy")
-        columns = set().union(*(stored.get(d, set()) for d in datasets)) if datasets else set()
-        chosen = self.names(node, "columns", path, columns, "a stored column of the extract's datasets")
-        quasi = self.names(node, "quasi_identifiers", path, set(chosen), "one of the extract's columns")
-        expires = self.day(node, "expires", path)
-        if expires is None:
-            self.fail(f"{path}.expires", "an extract needs the date it is destroyed", "YYYY-MM-DD")
-        k = self.integer(node, "k", path, 5, low=2, high=1000)
-        sensitive = self.names(node, "sensitive", path, set(chosen) - set(quasi),
-                               "one of the extract's columns that is not a quasi-identifier")
-        l_default = 2 if sensitive else 1
-        diversity = self.integer(node, "l", path, l_default, low=l_default, high=max(k, l_default))
-        if "l" in node and not sensitive:
-            self.fail(f"{path}.l", "l-diversity needs the sensitive attributes it applies to", "sensitive: [column]")
-        return ExtractSpec(self.text(node, "name", path), self.text(node, "recipient", path), datasets, chosen,
-                           quasi, k, expires or date.max, purpose=self.text(node, "purpose", path, ""),
-                           sensitive=sensitive, l=diversity,
-                           max_suppressed_percent=self.percent(node, "max_suppressed_percent", path, 0.0, 10.0))
-
-    def percent(self, node: dict, key: str, path: str, default: float, high: float) -> float:
-        value = node.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= high:
-            self.fail(f"{path}.{key}", f"must be a percentage from 0 to {high:g}")
-            return default
-        return float(value)
-
-    def programme(self, node: Any, path: str) -> Programme:
-        node = self.mapping(node, path, ("name", "controller", "data_residency", "region", "programme_end",
-                                          "limits", "area"), ("name", "controller", "data_residency", "region"))
-        residency = self.choice(node, "data_residency", path, tuple(RESIDENCY))
-        region = self.choice(node, "region", path, RESIDENCY.get(residency, UK_REGIONS))
-        limits = self.mapping(node.get("limits", {}), f"{path}.limits", tuple(DEFAULT_LIMITS))
-        area = node.get("area", {})
-        if not isinstance(area, dict):
-            self.fail(f"{path}.area", "must be a mapping")
-            area = {}
-        return Programme(
-            name=self.text(node, "name", path),
-            controller=self.text(node, "controller", path),
-            residency=residency,
-            region=region,
-            programme_end=self.day(node, "programme_end", path),
-            limits=Limits(
-                max_file_bytes=self.integer(limits, "max_file_mb", f"{path}.limits", 100, 1, 2048) * 1024 * 1024,
-                max_line_chars=self.integer(limits, "max_line_chars", f"{path}.limits", 10_000, 100, 1_000_000),
-                max_rows=self.integer(limits, "max_rows", f"{path}.limits", 5_000_000, 1, 50_000_000),
-                max_link_days=self.integer(limits, "max_link_days", f"{path}.limits", 7, 1, 90),
-            ),
-            area=area,
-        )
-
-    def partner(self, partner_id: str, node: Any, path: str, programme: Programme) -> Partner:
-        node = self.mapping(node, path, ("name", "kind", "datasets"), ("name", "kind", "datasets"))
-        datasets: dict[str, Dataset] = {}
-        dataset_nodes = self.mapping(node.get("datasets", {}), f"{path}.datasets", _keys(node.get("datasets")))
-        if not dataset_nodes:
-            self.fail(f"{path}.datasets", "at least one dataset is required")
-        for name, dataset_node in dataset_nodes.items():
-            dataset_path = f"{path}.datasets.{name}"
-            if self.identifier(name, dataset_path, DATASET_ID, "dataset name (it is the folder partners upload to)"):
-                datasets[name] = self.dataset(name, partner_id, dataset_node, dataset_path, programme)
-        return Partner(partner_id, self.text(node, "name", path), self.choice(node, "kind", path, PARTNER_KINDS),
-                       datasets)
-
-    def dataset(self, name: str, partner: str, node: Any, path: str, programme: Programme) -> Dataset:
-        node = self.mapping(node, path, ("description", "basis", "special_category", "retention", "columns",
-                                          "unexpected_columns", "invalid_rows", "row_key"),
-                            ("basis", "retention", "columns"))
-        columns = self.columns(node.get("columns"), f"{path}.columns")
-        contract = Contract(
-            columns=tuple(columns),
-            unexpected_columns=self.choice(node, "unexpected_columns", path, UNEXPECTED_COLUMN_ACTIONS, "reject_file"),
-            invalid_rows=self.choice(node, "invalid_rows", path, INVALID_ROW_ACTIONS, "drop_row"),
-        )
-        basis = self.choice(node, "basis", path, BASES)
-        roles = [c.role for c in columns]
-        if basis == "consent" and "consent" not in roles:
-            self.fail(f"{path}.columns", "a consent-based dataset needs a column with role consent")
-        if roles.count("consent") > 1:
-            self.fail(f"{path}.columns", "at most one column may have role consent")
-        if "identifier" not in roles:
-            self.fail(f"{path}.columns", "at least one column must have role identifier")
-        retention = self.retention(node.get("retention"), f"{path}.retention", contract, programme)
-        row_key = self.row_key(node, f"{path}.row_key", contract) if "row_key" in node else ()
-        return Dataset(name, partner, basis, contract, retention,
-                       self.boolean(node, "special_category", path, False), str(node.get("description", "")),
-                       row_key)
-
-    def row_key(self, node: dict, path: str, contract: Contract) -> tuple[str, ...]:
-        """What makes two rows of this dataset the same row: stored columns, at least one identifying a person."""
-        names = node["row_key"]
-        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-            self.fail(path, "must be a list of this dataset's column names",
-                      "for example [nhs_number, visit_date]: a person identifier and what tells their rows apart")
-            return ()
-        if len(set(names)) != len(names):
-            self.fail(path, "names a column twice", "each column once")
-        ok = True
+    def dataset_problems(self, path: str, names: list[str]) -> Iterator[tuple[str, str, str | None]]:
         for index, name in enumerate(names):
-            column = contract.column(name)
-            where = f"{path}[{index}]"
-            if column is None:
-                self.fail(where, f"{name!r} is not a column of this dataset",
-                          ", ".join(c.name for c in contract.columns if c.role in ("identifier", "attribute")))
-                ok = False
-            elif column.role not in ("identifier", "attribute"):
-                self.fail(where, f"{name!r} has role {column.role}, which is not stored as sent",
-                          "an identifier (compared by its pseudonym) or an attribute")
-                ok = False
-            elif not column.required:
-                self.fail(where, f"{name!r} is optional, so a row without it could not be matched",
-                          f"a required column, or remove required: false from columns.{name}")
-                ok = False
-        if ok and not any(contract.column(name).names_a_person for name in names):  # type: ignore[union-attr]
-            self.fail(path, "names no identifier of a person, so two people's rows could replace each other",
-                      "add a person identifier (not a group one such as a family reference)")
-            ok = False
-        return tuple(names) if ok else ()
+            if name not in self.dataset_names:
+                yield (f"{path}.datasets[{index}]", "is not a dataset of the policy",
+                       ", ".join(sorted(self.dataset_names)))
 
-    def columns(self, node: Any, path: str) -> list[Column]:
-        nodes = self.mapping(node, path, _keys(node))
-        columns = [self.column(name, spec, f"{path}.{name}") for name, spec in nodes.items()
-                   if self.identifier(name, f"{path}.{name}", COLUMN_NAME, "column name (lower case, digits, _)")]
-        names = {c.name for c in columns}
-        for column in columns:
-            if column.at is not None and column.at not in names:
-                self.fail(f"{path}.{column.name}.at", f"names no column of this dataset: {column.at!r}")
-        outputs = [c.output_name for c in columns if c.output_name]
-        for duplicate in {o for o in outputs if outputs.count(o) > 1}:
-            self.fail(path, f"two columns would both be stored as {duplicate!r}")
-        return columns
+    def report_problems(self, path: str, report: models.ReportSpecModel) -> Iterator[tuple[str, str, str | None]]:
+        yield from self.dataset_problems(path, report.datasets)
+        if report.kind == "table" and not 1 <= len(report.dimensions) <= 2:
+            yield f"{path}.dimensions", "a table report has one or two dimensions", "one or two stored columns"
+        columns = self.columns_of(report.datasets)
+        if columns is None:
+            return
+        allowed = ", ".join(sorted(columns))
+        what = "is not a stored column of the report's datasets"
+        measure_column = report.measure.partition(":")[2]
+        if measure_column and measure_column not in columns:
+            yield f"{path}.measure", f"names a column that {what.removeprefix('is ')}", allowed
+        yield from _unknown(f"{path}.dimensions", report.dimensions, columns, what)
+        for name in report.filters:
+            if name not in columns:
+                yield f"{path}.filters.{name}", what, allowed
+        if report.kind == "impact":
+            for key in ("service_column", "outcome_column"):
+                if getattr(report, key) not in columns:
+                    yield f"{path}.{key}", "an impact report names a stored column of its datasets", allowed
+            if set(report.date_columns) != set(report.datasets):
+                yield f"{path}.date_columns", "name the date column of each of the report's datasets", \
+                    ", ".join(report.datasets)
 
-    def column(self, name: str, node: Any, path: str) -> Column:
-        keys = ("role", "type", "required", "generalise", "at", "values", "min", "max", "step", "max_length",
-                "identifies", "match", "note")
-        node = self.mapping(node, path, keys, ("role",))
-        role = self.choice(node, "role", path, ROLES)
-        common: _ColumnBasics = {
-            "name": name, "role": role, "required": self.boolean(node, "required", path, True),
-            "max_length": self.integer(node, "max_length", path, DEFAULT_MAX_LENGTH, 1, 10_000)}
-        if role == "identifier":
-            return Column(**common, id_type=self.choice(node, "type", path, BASE_TYPES),
-                          identifies=self.choice(node, "identifies", path, IDENTIFIES, "person"))
-        self.refuse(node, "identifies", path, "only an identifier says what it identifies")
-        if role == "quasi":
-            generalisation = self.choice(node, "generalise", path, GENERALISATIONS)
-            if generalisation == "age_in_months" and "at" not in node:
-                self.fail(f"{path}.at", "age_in_months needs the date column the age is measured at")
-            postcode = generalisation.startswith("postcode")
-            return Column(**common, generalise=generalisation, at=node.get("at"),
-                          match=self.match(node, path, ("postcode",) if postcode else ("date_of_birth",)))
-        if role == "direct":
-            return Column(**common, match=self.match(node, path, ("first_name", "surname", "full_name", "name_tokens")))
-        self.refuse(node, "match", path, "only direct and quasi columns are matched on")
-        if role == "attribute":
-            return self.attribute(node, path, common)
-        return Column(**common)
+    def extract_problems(self, path: str, extract: models.ExtractSpecModel) -> Iterator[tuple[str, str, str | None]]:
+        yield from self.dataset_problems(path, extract.datasets)
+        columns = self.columns_of(extract.datasets)
+        if columns is not None:
+            yield from _unknown(f"{path}.columns", extract.columns, columns,
+                                "is not a stored column of the extract's datasets")
+        yield from _unknown(f"{path}.quasi_identifiers", extract.quasi_identifiers, set(extract.columns),
+                            "is not one of the extract's columns")
 
-    def match(self, node: dict, path: str, allowed: tuple[str, ...]) -> str | None:
-        """What a direct or quasi column holds for the person index: a name, the date of birth, the postcode."""
-        if "match" not in node:
-            return None
-        value = self.choice(node, "match", path, MATCHES)
-        if value not in allowed:
-            self.fail(f"{path}.match", f"{value!r} does not fit this column", ", ".join(allowed))
-        return value
 
-    def refuse(self, node: dict, key: str, path: str, why: str) -> None:
-        if key in node:
-            self.fail(f"{path}.{key}", why)
+def _least_l(extract: models.ExtractSpecModel) -> int:
+    """l-diversity means at least two values of each sensitive attribute; without any, it is not asked for."""
+    return 2 if extract.sensitive else 1
 
-    def attribute(self, node: dict, path: str, common: _ColumnBasics) -> Column:
-        kind = self.choice(node, "type", path, ATTRIBUTE_TYPES)
-        values = node.get("values")
-        if values is not None and (kind != "string" or not isinstance(values, list) or not values):
-            self.fail(f"{path}.values", "a non-empty list of allowed values, for type string only")
-            values = None
-        minimum, maximum = self.number(node, "min", path), self.number(node, "max", path)
-        if kind in ("integer", "number") and (minimum is None or maximum is None or minimum > maximum):
-            self.fail(path, "numbers need min and max, with min <= max")
-        step = node.get("step")
-        if step is not None and (kind != "integer" or not isinstance(step, int) or step < 1):
-            self.fail(f"{path}.step", "a positive whole number, for type integer only")
-            step = None
-        return Column(**common, type=kind, values=tuple(str(v) for v in values) if values else None,
-                      minimum=minimum, maximum=maximum, step=step)
 
-    def retention(self, node: Any, path: str, contract: Contract, programme: Programme) -> RetentionRule:
-        node = self.mapping(node, path, ("anchor", "column", "years", "months", "cap", "note"), ("anchor",))
-        anchor = self.choice(node, "anchor", path, ANCHORS)
-        offset = Offset(self.integer(node, "years", path, 0, 0, 150), self.integer(node, "months", path, 0, 0, 1800))
-        column = node.get("column")
-        if anchor == "date_of_birth" and column is None:
-            births = [c.name for c in contract.columns if c.role == "quasi" and c.generalise in
-                      ("birth_month", "age_in_months")]
-            column = births[0] if len(births) == 1 else None
-            if column is None:
-                self.fail(f"{path}.column", "name the date of birth column the anchor reads")
-        elif anchor == "column":
-            dated = contract.column(column) if isinstance(column, str) else None
-            if dated is None or dated.type != "date":
-                self.fail(f"{path}.column", "must name a date attribute of this dataset")
-        if anchor in ("date_of_birth", "column") and isinstance(column, str):
-            spec = contract.column(column)
-            if spec is not None and not spec.required:
-                self.fail(f"{path}.column", "the anchor column must be required, or rows could not be planned")
-        cap = None
-        if "cap" in node:
-            cap_node = self.mapping(node["cap"], f"{path}.cap", ("years", "months"))
-            cap = Offset(self.integer(cap_node, "years", f"{path}.cap", 0, 0, 150),
-                         self.integer(cap_node, "months", f"{path}.cap", 0, 0, 1800))
-        if (anchor == "programme_end" or cap) and programme.programme_end is None:
-            self.fail(f"{path}.anchor", "needs programme.programme_end")
-        return RetentionRule(anchor, offset, column if anchor in ("date_of_birth", "column") else None, cap)
+def _unknown(path: str, names: list[str], allowed: set[str], what: str) -> Iterator[tuple[str, str, str | None]]:
+    for index, name in enumerate(names):
+        if name not in allowed:
+            yield f"{path}[{index}]", what, ", ".join(sorted(allowed))
+
+
+def _mapping(node: Any) -> dict[Any, Any]:
+    return node if isinstance(node, dict) else {}
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _valid(model: type[M], node: Any) -> M | None:
+    try:
+        return model.model_validate(node, context={models.SHAPE_ONLY: True})
+    except ValidationError:
+        return None
+
+
+def _valid_entries(nodes: Any, key: str, model: type[M]) -> Iterator[tuple[str, M]]:
+    for index, node in enumerate(nodes if isinstance(nodes, list) else []):
+        if (entry := _valid(model, node)) is not None:
+            yield f"{key}[{index}]", entry
+
+
+def _contract(dataset: models.DatasetSpec) -> tuple[Column, ...]:
+    return tuple(models.to_column(name, spec) for name, spec in dataset.columns.items())
+
+
+# The value types the platform uses ----------------------------------------------------------------------------
+
+
+def build(document: PolicyDocument, *, source: str, version: str) -> Policy:
+    """The policy as the rest of the platform reads it, from a document that passed every check."""
+    programme = _programme(document.programme)
+    partners = {partner_id: Partner(partner_id, partner.name, partner.kind, {
+        name: _dataset(name, partner_id, dataset) for name, dataset in partner.datasets.items()})
+        for partner_id, partner in document.partners.items()}
+    special = {name for partner in document.partners.values() for name, dataset in partner.datasets.items()
+               if dataset.special_category}
+    reports = {report.name: _report(report, special) for report in document.reports}
+    extracts = {extract.name: ExtractSpec(
+        extract.name, extract.recipient, tuple(extract.datasets), tuple(extract.columns),
+        tuple(extract.quasi_identifiers), extract.k, extract.expires, purpose=extract.purpose,
+        sensitive=tuple(extract.sensitive), l=extract.l or _least_l(extract),
+        max_suppressed_percent=float(extract.max_suppressed_percent)) for extract in document.extracts}
+    return Policy(source, version, programme, partners, reports, extracts)
+
+
+def _programme(spec: models.ProgrammeSpec) -> Programme:
+    limits = spec.limits
+    return Programme(
+        name=spec.name, controller=spec.controller, residency=spec.data_residency, region=spec.region,
+        programme_end=spec.programme_end, area=dict(spec.area),
+        limits=Limits(max_file_bytes=limits.max_file_mb * 1024 * 1024, max_line_chars=limits.max_line_chars,
+                      max_rows=limits.max_rows, max_link_days=limits.max_link_days))
+
+
+def _dataset(name: str, partner: str, spec: models.DatasetSpec) -> Dataset:
+    contract = Contract(columns=_contract(spec), unexpected_columns=spec.unexpected_columns,
+                        invalid_rows=spec.invalid_rows)
+    retention = spec.retention
+    column = models.birth_column(retention, {c.name: c for c in contract.columns})
+    cap = Offset(retention.cap.years, retention.cap.months) if retention.cap else None
+    rule = RetentionRule(retention.anchor, Offset(retention.years, retention.months),
+                         column if retention.anchor in ("date_of_birth", "column") else None, cap)
+    return Dataset(name, partner, spec.basis, contract, rule, spec.special_category, spec.description,
+                   tuple(spec.row_key or ()), spec.label)
+
+
+def _report(spec: models.ReportSpecModel, special: set[str]) -> ReportSpec:
+    """A report's rule is stricter where it reads special-category data (see disclosure_rules.Rule)."""
+    measure, _, measure_column = spec.measure.partition(":")
+    dominance = Dominance(spec.rule.dominance.n, spec.rule.dominance.k / 100, spec.rule.dominance.p / 100)
+    rule = Rule(spec.rule.type, spec.rule.threshold, bool(special & set(spec.datasets)), dominance)
+    return ReportSpec(
+        name=spec.name, audience=spec.audience, kind=spec.kind, datasets=tuple(spec.datasets),
+        rule=rule, dimensions=tuple(spec.dimensions), measure=measure,
+        measure_column=measure_column or None,
+        filters={key: tuple(str(v) for v in values) for key, values in spec.filters.items()},
+        service_column=spec.service_column, outcome_column=spec.outcome_column, date_columns=dict(spec.date_columns))
