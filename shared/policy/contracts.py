@@ -82,6 +82,27 @@ class Column:
     """For identifiers: one `person`, or a `group` of people (a family reference), which never links two."""
     match: str | None = None
     """For direct and quasi columns: what the value is to the person index (first_name, full_name, ...)."""
+    label: str | None = None
+    """What people call the column in reports, charts and the data dictionary (`SEN provision`)."""
+    description: str = ""
+    """What the column means, for the data dictionary."""
+    value_labels: tuple[tuple[str, str], ...] = ()
+    """Code -> label for coded values (`K` -> `SEN support`), shown in reports and the data dictionary."""
+
+    @property
+    def title(self) -> str:
+        """The column's label, or its name made readable."""
+        return self.label or self.name.replace("_", " ").capitalize()
+
+    def value_label(self, value: object) -> str:
+        """A stored value as people read it: its label from the policy, booleans as Yes/No, else as stored."""
+        text = str(value)
+        labels = dict(self.value_labels)
+        if text in labels:
+            return labels[text]
+        if isinstance(value, bool):
+            return "Yes" if value else "No"
+        return text
 
     @property
     def names_a_person(self) -> bool:

@@ -42,6 +42,7 @@ PARTNER_KINDS = ("school", "nursery", "nhs_trust", "council", "charity", "other"
 PARTNER_ID = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,57}$")
 DATASET_ID = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,62}$")
 COLUMN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+RATE = re.compile(r"^[a-z][a-z0-9_]*(-[a-z][a-z0-9_]*)*/[a-z][a-z0-9_]*$")
 DEFAULT_LIMITS = {"max_file_mb": 100, "max_line_chars": 10_000, "max_rows": 5_000_000, "max_link_days": 7}
 
 
@@ -112,7 +113,9 @@ class Programme:
     area: dict[str, Any] = field(default_factory=dict)
 
 
-MEASURES = ("people", "rows", "sum", "mean")
+MEASURES = ("people", "rows", "sum", "mean", "rate")
+"""`rate:<a>[-<b>...]/<c>` is 100 x the sum of a (less the sums of b ...) over the sum of c: a percentage of a
+total, as attendance is of possible sessions (`rate:sessions_possible-sessions_absent/sessions_possible`)."""
 REPORT_KINDS = ("table", "impact")
 
 
@@ -133,6 +136,21 @@ class ReportSpec:
     service_column: str | None = None
     outcome_column: str | None = None
     date_columns: dict[str, str] = field(default_factory=dict)
+    title: str = ""
+    """The report's heading and its chart's title, as its audience reads it."""
+    measure_label: str = ""
+    """What the measure shows, with its unit (`Attendance (% of possible sessions)`)."""
+
+    @property
+    def measure_columns(self) -> tuple[str, ...]:
+        """The stored columns the measure reads: one for sum and mean, the rate's numerator and denominator."""
+        if self.measure_column is None:
+            return ()
+        return tuple(re.split(r"[-/]", self.measure_column))
+
+    @property
+    def heading(self) -> str:
+        return self.title or self.name.replace("-", " ").capitalize()
 
 
 @dataclass(frozen=True)
@@ -215,6 +233,9 @@ class _ColumnBasics(TypedDict):
     role: str
     required: bool
     max_length: int
+    label: str | None
+    description: str
+    value_labels: tuple[tuple[str, str], ...]
 
 
 class _Checker:
@@ -346,18 +367,21 @@ class _Checker:
 
     def report(self, node: dict, path: str, stored: dict[str, set[str]], special: set[str]) -> ReportSpec | None:
         keys = ("name", "audience", "kind", "datasets", "dimensions", "measure", "filters", "rule", "service_column",
-                "outcome_column", "date_columns", "note")
+                "outcome_column", "date_columns", "note", "title", "measure_label")
         self.mapping(node, path, keys, ("name", "audience", "datasets"))
         kind = self.choice(node, "kind", path, REPORT_KINDS, "table")
         datasets = self.names(node, "datasets", path, set(stored), "a dataset of the policy")
         columns = set().union(*(stored.get(d, set()) for d in datasets)) if datasets else set()
         rule = self.rule(node.get("rule", {}), f"{path}.rule", special_category=bool(special & set(datasets)))
         measure, _, measure_column = str(node.get("measure", "people")).partition(":")
-        if measure not in MEASURES or (measure in ("sum", "mean")) != bool(measure_column):
+        if measure not in MEASURES or (measure in ("sum", "mean", "rate")) != bool(measure_column) or (
+                measure == "rate" and not RATE.match(measure_column)):
             self.fail(f"{path}.measure", f"{node.get('measure')!r} is not a measure",
-                      "people, rows, sum:<column>, mean:<column>")
-        elif measure_column and measure_column not in columns:
-            self.fail(f"{path}.measure", f"{measure_column!r} is not a stored column of the report's datasets")
+                      "people, rows, sum:<column>, mean:<column>, rate:<column>[-<column>...]/<column>")
+        else:
+            for name in re.split(r"[-/]", measure_column) if measure_column else ():
+                if name not in columns:
+                    self.fail(f"{path}.measure", f"{name!r} is not a stored column of the report's datasets")
         dimensions = self.names(node, "dimensions", path, columns, "a stored column of the report's datasets")
         if kind == "table" and not 1 <= len(dimensions) <= 2:
             self.fail(f"{path}.dimensions", "a table report has one or two dimensions")
@@ -378,7 +402,8 @@ class _Checker:
             datasets=datasets, rule=rule, dimensions=dimensions, measure=measure, measure_column=measure_column or None,
             filters={k: tuple(str(v) for v in values) for k, values in filters.items()},
             service_column=node.get("service_column"), outcome_column=node.get("outcome_column"),
-            date_columns=dict(date_columns))
+            date_columns=dict(date_columns), title=str(node.get("title", "")),
+            measure_label=str(node.get("measure_label", "")))
 
     def rule(self, node: Any, path: str, special_category: bool = False) -> Rule:
         """A report's rule; a report reading special-category data gets the stricter default threshold."""
@@ -533,12 +558,15 @@ class _Checker:
 
     def column(self, name: str, node: Any, path: str) -> Column:
         keys = ("role", "type", "required", "generalise", "at", "values", "min", "max", "step", "max_length",
-                "identifies", "match", "note")
+                "identifies", "match", "note", "label", "description", "labels")
         node = self.mapping(node, path, keys, ("role",))
         role = self.choice(node, "role", path, ROLES)
         common: _ColumnBasics = {
             "name": name, "role": role, "required": self.boolean(node, "required", path, True),
-            "max_length": self.integer(node, "max_length", path, DEFAULT_MAX_LENGTH, 1, 10_000)}
+            "max_length": self.integer(node, "max_length", path, DEFAULT_MAX_LENGTH, 1, 10_000),
+            "label": self.text(node, "label", path, "") or None,
+            "description": self.text(node, "description", path, ""),
+            "value_labels": self.labels(node, path)}
         if role == "identifier":
             return Column(**common, id_type=self.choice(node, "type", path, BASE_TYPES),
                           identifies=self.choice(node, "identifies", path, IDENTIFIES, "person"))
@@ -565,6 +593,14 @@ class _Checker:
         if value not in allowed:
             self.fail(f"{path}.match", f"{value!r} does not fit this column", ", ".join(allowed))
         return value
+
+    def labels(self, node: dict, path: str) -> tuple[tuple[str, str], ...]:
+        """`labels: {K: SEN support}`: how people read a coded value."""
+        labels = node.get("labels", {})
+        if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+            self.fail(f"{path}.labels", "a mapping of stored value to the label people read")
+            return ()
+        return tuple((str(code), text) for code, text in labels.items())
 
     def refuse(self, node: dict, key: str, path: str, why: str) -> None:
         if key in node:
