@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,83 @@ def test_an_unknown_dataset_is_a_404_naming_the_datasets(leap):
     with pytest.raises(Problem) as raised:
         access().open_dataset("pupils")
     assert raised.value.status == 404 and "sessions" in json.dumps(raised.value.document())
+
+
+def test_the_committed_data_dictionaries_are_generated_from_the_current_policies(capsys):
+    from shared.cli import main
+
+    assert main(["dictionary", "--write", "docs/data-dictionary", "--check"]) == 0, capsys.readouterr().out
+    assert sorted(p.stem for p in Path("docs/data-dictionary").glob("*.md")) == sorted(
+        p.stem for p in Path("policies").glob("*.yaml"))
+
+
+def test_the_dictionary_describes_every_column_with_its_meaning_basis_and_retention(leap):
+    from shared.publishing.dictionary import dataset_dictionary
+
+    policy, _ = leap
+    entry = dataset_dictionary(policy, "sessions")
+    contract = policy.partners["family-support-charity"].datasets["sessions"].contract
+    assert [c["name"] for c in entry["columns"]] == ["person_key", "partner", *(c.name for c in contract.columns)]
+    by_name = {c["name"]: c for c in entry["columns"]}
+    assert by_name["service"]["values"]["family_nurse"] == "Family Nurse Partnership"
+    assert by_name["child_postcode"]["generalisation"] == "postcode cut to its sector (SW9 8)"
+    assert by_name["child_name"]["stored_as"] is None and by_name["child_name"]["kept"] == "not stored"
+    assert by_name["nhs_number"]["in_analysis_table"] is False  # the person key stands in for it
+    assert by_name["sessions_attended"]["legal_basis"] == ["Consent (UK GDPR Art 6(1)(a))"]
+    assert entry["retention"] == ["25 years 0 months after the programme's end, to the month end"]
+    shown = [c["stored_as"] for c in entry["columns"] if c["in_analysis_table"]]
+    assert shown == leap[1]().open_dataset("sessions").columns
+    assert all(c["meaning"] for c in entry["columns"])
+
+
+def test_analysts_list_datasets_and_read_a_dictionary_over_http_and_beside_the_data(leap, storage, monkeypatch):
+    from shared.cli import main
+    from tests.helpers import http_api, principal
+
+    api = http_api(monkeypatch)
+    analyst = principal("analyst-object-id", "Analyst")
+    status, body, _ = api("GET", "datasets", analyst)
+    assert status == 200 and [d["dataset"] for d in body["datasets"]] == ["asq-assessments", "health-visits",
+                                                                         "sessions"]
+    status, body, _ = api("GET", "datasets/sessions/dictionary", analyst)
+    assert status == 200 and body["table"] == "sessions" and body["columns"][0]["name"] == "person_key"
+    status, body, response = api("GET", "datasets/pupils/dictionary", analyst)
+    assert status == 404 and response.mimetype == "application/problem+json"
+    status, _, _ = api("GET", "datasets", principal("admin-object-id", "Platform.Admin"))
+    assert status == 403
+    assert main(["dictionary", "--publish"]) == 0
+    published = json.loads(storage.platform_blob(CURATED, "sessions/_dictionary.json").download_blob().readall())
+    assert published["columns"] == api("GET", "datasets/sessions/dictionary", analyst)[1]["columns"]
+    _, access = leap
+    assert len(access().dataframe("sessions")) == CHILDREN  # the dictionary beside the files is not read as data
+
+
+def code_blocks(path: Path, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", path.read_text(), flags=re.S)
+
+
+def test_the_worked_examples_in_docs_analysis_run_and_give_what_they_say(leap, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FDP_ANALYSIS_CACHE", str(tmp_path / "doc-cache"))
+    blocks = code_blocks(Path("docs/analysis.md"), "python")
+    assert len(blocks) == 2
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "docs/analysis.md", "exec"), namespace)  # noqa: S102 - the project's own doc
+    progress, children = namespace["progress"], namespace["children"]
+    assert list(progress["service"]) == ["baby_steps"] and list(progress["children"]) == [CHILDREN]
+    assert list(progress["days_between_first_and_last"]) == [244]
+    assert len(children) == CHILDREN
+    assert list(children.sort_values("sessions_attended")["change"]) == [5 + 5 * (n % 3) for n in range(CHILDREN)]
+    assert "sessions_attended" in capsys.readouterr().out
+
+
+def test_the_shell_example_prints_csv_and_is_audited(leap, storage, tmp_path, monkeypatch, capsys):
+    from shared.cli import main
+
+    monkeypatch.setenv("FDP_ANALYSIS_CACHE", str(tmp_path / "cli-cache"))
+    [command] = code_blocks(Path("docs/analysis.md"), "sh")
+    sql = re.search(r'"(SELECT .*)"', command, flags=re.S).group(1)  # type: ignore[union-attr]
+    assert main(["query", "--as", "evaluator-object-id", sql]) == 0
+    assert capsys.readouterr().out.splitlines() == ["service,children", f"baby_steps,{CHILDREN}"]
+    [read] = [e for e in AuditLog(storage.table(AUDIT)).entries() if e.action == "analysis.read"]
+    assert read.actor == "evaluator-object-id" and read.details["dataset"] == "sessions"

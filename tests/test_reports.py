@@ -385,7 +385,8 @@ def test_a_report_chart_reads_without_its_table(app_env):
     axes = figure.axes[0]
     assert axes.get_title() == "Attendance by special educational needs provision"
     assert axes.get_xlabel() == "SEN provision" and axes.get_ylabel() == "Attendance (% of possible sessions)"
-    assert [tick.get_text() for tick in axes.get_xticklabels()] == ["EHC plan", "SEN support", "No SEN"]
+    assert [tick.get_text() for tick in axes.get_xticklabels()] == [
+        "EHC plan\n(c people)", "SEN support\n(40 people)", "No SEN\n(c people)"]
     annotations = [child.get_text() for child in axes.texts]
     assert annotations == ["c", "90%", "c"]  # 4 pupils are too few; the 30 are hidden so the 4 cannot be worked out
     assert "80" not in " ".join(annotations)

@@ -15,7 +15,7 @@ from azure.storage.blob import ContentSettings
 
 from shared.platform.storage import CURATED, Storage
 from shared.policy.contracts import Column
-from shared.policy.loader import Dataset, Policy
+from shared.policy.loader import Policy
 from shared.policy.retention_rules import describe
 from shared.publishing.dataset_access import PARTNER, PERSON_KEY, datasets_of, view_name
 
@@ -37,8 +37,12 @@ def dataset_dictionary(policy: Policy, dataset: str) -> dict[str, Any]:
     if not held:
         raise KeyError(dataset)
     first = held[0][1]
-    columns = [_person_key(), _partner()]
-    columns += [_column(column, first) for column in first.contract.columns]
+    bases = sorted({BASES[found.basis] for _, found in held})
+    kept = sorted({describe(found.retention) for _, found in held})
+    columns = [_person_key(), _partner(), *(_column(column) for column in first.contract.columns)]
+    for column in columns:  # what an analyst must know of each column: why it is held and for how long
+        column["legal_basis"] = bases if column["stored_as"] else None
+        column["kept"] = kept if column["stored_as"] else "not stored"
     return {
         "dataset": dataset, "table": view_name(dataset), "programme": policy.programme.name,
         "controller": policy.programme.controller, "description": first.description,
@@ -46,8 +50,7 @@ def dataset_dictionary(policy: Policy, dataset: str) -> dict[str, Any]:
         "partners": [{"partner": partner_id, "name": policy.partners[partner_id].name,
                       "legal_basis": BASES[found.basis], "special_category": found.special_category,
                       "retention": describe(found.retention)} for partner_id, found in held],
-        "legal_basis": sorted({BASES[found.basis] for _, found in held}),
-        "retention": sorted({describe(found.retention) for _, found in held}),
+        "legal_basis": bases, "retention": kept,
         "excluded": "restricted people (Art 18, or an objection awaiting a decision), people on the suppression "
                     "register (erased, consent withdrawn, objection upheld) and rows not yet linked to a person",
         "columns": columns,
@@ -61,8 +64,9 @@ def programme_dictionary(policy: Policy) -> list[dict[str, Any]]:
 def _person_key() -> dict[str, Any]:
     return {"name": PERSON_KEY, "label": "Person key", "role": "key", "type": "string", "in_analysis_table": True,
             "meaning": "The person the row is about, as the platform's person index links them across partners "
-                       "and datasets: join datasets on it. A keyed pseudonym: it identifies nobody outside the "
-                       "platform and changes if the index re-links the person.",
+                       "and datasets: join datasets on it. A keyed pseudonym that identifies nobody outside the "
+                       "platform; it may change when the index links more records to the person or splits them, "
+                       "so join within one read and never keep it as a lasting identifier.",
             "stored_as": PERSON_KEY, "generalisation": None, "values": None}
 
 
@@ -72,10 +76,10 @@ def _partner() -> dict[str, Any]:
             "generalisation": None, "values": None}
 
 
-def _column(column: Column, dataset: Dataset) -> dict[str, Any]:
+def _column(column: Column) -> dict[str, Any]:
     shown = column.output_name is not None and column.role != "identifier"
     return {"name": column.name, "label": column.title, "role": column.role, "type": _type(column),
-            "meaning": column.description or _meaning(column), "stored_as": column.output_name if shown else None,
+            "meaning": column.description or _meaning(column), "stored_as": column.output_name,
             "in_analysis_table": shown, "generalisation": _generalisation(column), "values": _values(column),
             "required": column.required}
 
@@ -91,7 +95,7 @@ def _meaning(column: Column) -> str:
     if column.role == "identifier":
         what = ID_TYPES.get(column.id_type or "", column.id_type or "identifier")
         holder = "a family or household" if column.identifies == "group" else "the person"
-        return (f"{what.capitalize()} of {holder}: pseudonymised on arrival; analysts see person_key instead.")
+        return f"{what[0].upper()}{what[1:]} of {holder}: pseudonymised on arrival; analysts see person_key instead."
     if column.role == "direct":
         return "A direct identifier: dropped on arrival, never stored" + (
             " (first turned into keyed match keys for linking people)." if column.match else ".")
@@ -132,7 +136,8 @@ def markdown(entry: dict[str, Any]) -> str:
               "| column | label | in the table as | meaning | generalisation | values |",
               "| --- | --- | --- | --- | --- | --- |"]
     for column in entry["columns"]:
-        stored = f"`{column['stored_as']}`" if column["in_analysis_table"] else "not shown"
+        stored = f"`{column['stored_as']}`" if column["in_analysis_table"] else (
+            "not shown (pseudonym)" if column["stored_as"] else "not stored")
         lines.append(f"| `{column['name']}` | {column['label']} | {stored} | {column['meaning']} | "
                      f"{column['generalisation'] or ''} | {_values_text(column['values'])} |")
     return "\n".join(lines) + "\n"
@@ -151,7 +156,7 @@ def programme_markdown(policy: Policy, source: str) -> str:
             f"Generated from `{source}` by `python -m shared.cli dictionary --write docs/data-dictionary`; "
             "do not edit by hand. Each dataset is one table for analysts (see [analysis](../analysis.md)); "
             f"the controller is {policy.programme.controller}.", ""]
-    return "\n".join(head) + "\n".join(markdown(entry) for entry in programme_dictionary(policy))
+    return "\n".join(head) + "\n" + "\n".join(markdown(entry) for entry in programme_dictionary(policy))
 
 
 def programme_json(policy: Policy) -> str:

@@ -332,7 +332,7 @@ def _people_table(spec: ReportSpec, table: Table, result: Protection, measure: M
     cells = [[result.cell(table, i, j) for j in range(len(columns))] for i in range(len(table.row_labels))]
     frame = pd.DataFrame(cells, columns=columns)
     frame["Total"] = [result.row_total(table, i) for i in range(len(table.row_labels))]
-    frame.insert(0, f"{labels.dimensions[0]} by {labels.dimensions[1].lower()}",
+    frame.insert(0, f"{labels.dimensions[0]} by {labels.dimensions[1]}",
                  [labels.code(0, code) for code in table.row_labels])
     totals = ["Total", *[result.col_total(table, j) for j in range(len(columns))], result.total(table)]
     return pd.concat([frame, pd.DataFrame([totals], columns=frame.columns)], ignore_index=True)
@@ -340,7 +340,7 @@ def _people_table(spec: ReportSpec, table: Table, result: Protection, measure: M
 
 def _chart_alt(spec: ReportSpec, labels: Labels) -> str:
     shown = labels.measure if spec.measure in ("sum", "mean", "rate") or spec.kind == "impact" else labels.count
-    return f"Bar chart: {shown} by {labels.dimensions[0].lower()}; c marks suppressed figures."
+    return f"Bar chart: {shown} by {labels.dimensions[0]}; c marks suppressed figures."
 
 
 def _chart(spec: ReportSpec, table: Table, result: Protection, measure: Measure | None,
@@ -384,6 +384,8 @@ def chart_figure(spec: ReportSpec, table: Table, result: Protection, measure: Me
                 axes.annotate(text, (x, value), xytext=(0, 2), textcoords="offset points", ha="center",
                               va="bottom", fontsize=8)
     ticks = [labels.code(1 if not table.one_way else 0, code) for code in table.col_labels]
+    if measured and table.one_way:  # how many people each figure covers, so the chart stands alone
+        ticks = [f"{tick}\n({result.cell(table, 0, j)} {labels.count.lower()})" for j, tick in enumerate(ticks)]
     axes.set_xticks([j + 0.4 - width / 2 for j in range(len(ticks))], ticks, rotation=15, ha="right", fontsize=8)
     axes.set_xlabel(labels.dimensions[-1] if not table.one_way else labels.dimensions[0])
     axes.set_ylabel(labels.measure if measured else labels.count + " (count)")
