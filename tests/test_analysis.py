@@ -10,6 +10,7 @@ import random
 import re
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from devtools import synthetic
@@ -120,6 +121,23 @@ def test_a_rewritten_file_replaces_its_cached_copy(leap, storage, tmp_path):
     assert len(access().dataframe("sessions")) == CHILDREN - 1
     now = {p.name for p in (tmp_path / "cache").rglob("*.parquet") if "sessions" in p.parts}
     assert len(now) == len(old) == 1 and now != old
+
+
+def test_uploads_made_under_another_agreement_line_up_by_column_name(leap, storage):
+    """One upload made before `disability` was agreed, and holding a column the agreement no longer lists: its rows
+    read with an empty disability, the dropped column is not shown, and a later upload's rows keep theirs."""
+    policy, access = leap
+    [older] = [b.name for b in storage.platform_container(CURATED).list_blobs(name_starts_with="sessions/")]
+    later = synthetic.generate(policy, "family-support-charity", "sessions", rows=20, seed=3)
+    upload(storage, "family-support-charity", later.blob_name, later.content)
+    deliver_all(storage)
+    table, _ = curated.download(storage, older)  # type: ignore[misc]
+    table = table.drop_columns(["disability"]).append_column("withdrawn_column", pa.array(["x"] * CHILDREN))
+    storage.platform_blob(CURATED, older).upload_blob(curated.to_bytes(table), overwrite=True)
+    frame = access().dataframe("sessions")
+    assert "withdrawn_column" not in frame.columns and "disability" in frame.columns
+    assert frame["disability"].isna().sum() >= CHILDREN and frame["disability"].notna().any()
+    assert len(frame) > CHILDREN
 
 
 def test_an_unknown_dataset_is_a_404_naming_the_datasets(leap):
