@@ -373,15 +373,14 @@ def test_a_report_chart_reads_without_its_table(app_env):
     """Title, axis labels with units, the policy's labels for codes, each value, c for what is suppressed and the
     disclosure note: all on the chart itself."""
     from shared.publishing.disclosure import Table, protect
-    from shared.publishing.reports import Labels, ReportService, chart_figure
+    from shared.publishing.reports import Labels, chart_figure, disclosure_note
 
     policy = app_env("achieving-for-children")
     spec = policy.reports["attendance-by-sen"]
     table = Table(spec.name, [[4, 40, 30]], row_labels=[""], col_labels=["E", "K", "N"])
     result = protect([table], spec.rule)
-    note = ReportService._note(None, spec)  # type: ignore[arg-type]
     figure = chart_figure(spec, table, result, {(0, 0): 80.0, (1, 0): 90.0, (2, 0): 95.0},
-                          Labels.of(policy, spec), note)
+                          Labels.of(policy, spec), disclosure_note(spec))
     axes = figure.axes[0]
     assert axes.get_title() == "Attendance by special educational needs provision"
     assert axes.get_xlabel() == "SEN provision" and axes.get_ylabel() == "Attendance (% of possible sessions)"

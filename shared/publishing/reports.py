@@ -193,7 +193,7 @@ class ReportService:
         labels = Labels.of(self.policy, spec)
         frame = _people_table(spec, table, result, measure, labels)
         body = frame.to_html(index=False, escape=True, border=0, na_rep="")
-        chart = base64.b64encode(_chart(spec, table, result, measure, labels, self._note(spec))).decode()
+        chart = base64.b64encode(_chart(spec, table, result, measure, labels, disclosure_note(spec))).decode()
         return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(spec.heading)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:.25rem .6rem;text-align:right}}
@@ -202,15 +202,7 @@ td:first-child,th:first-child{{text-align:left}}</style>
 <p>{html.escape(self.policy.programme.name)}, for {html.escape(spec.audience)}. Produced {metadata['date']}.</p>
 {body}
 <p><img alt="{html.escape(_chart_alt(spec, labels))}" src="data:image/png;base64,{chart}"></p>
-<p>{html.escape(self._note(spec))}</p></body></html>"""
-
-    def _note(self, spec: ReportSpec) -> str:
-        rounding = " Other counts are rounded to the nearest 5." if spec.rule.rounds else ""
-        shown = " A figure is shown only where its count is." if spec.measure in ("sum", "mean", "rate") or \
-            spec.kind == "impact" else ""
-        return (f"c: suppressed to protect confidentiality (counts below {spec.rule.smallest_published}, and further "
-                f"cells so that none can be worked out).{rounding}{shown} Restricted people and people who opted out "
-                "are not included.")
+<p>{html.escape(disclosure_note(spec))}</p></body></html>"""
 
     def _put(self, name: str, data: bytes, content_type: str) -> None:
         from azure.storage.blob import ContentSettings
@@ -234,6 +226,16 @@ def _per_person(rows: list[dict[str, Any]], column: str) -> list[float]:
         if row.get(column) is not None:
             totals[row["_person"]] += float(row[column])
     return list(totals.values())
+
+
+def disclosure_note(spec: ReportSpec) -> str:
+    """What a reader of the page or the chart must know of the figures: what c means and who is left out."""
+    rounding = " Other counts are rounded to the nearest 5." if spec.rule.rounds else ""
+    measured = spec.measure in ("sum", "mean", "rate") or spec.kind == "impact"
+    shown = " A figure is shown only where its count is." if measured else ""
+    return (f"c: suppressed to protect confidentiality (counts below {spec.rule.smallest_published}, and further "
+            f"cells so that none can be worked out).{rounding}{shown} Restricted people and people who opted out "
+            "are not included.")
 
 
 def _rate(expression: str, rows: list[dict[str, Any]]) -> float:
