@@ -115,7 +115,7 @@ class DatasetAccess:
         return relation
 
     def dataframe(self, name: str) -> pd.DataFrame:
-        """One dataset as a pandas DataFrame (nullable columns keep their missing values as <NA>)."""
+        """One dataset as a pandas DataFrame (missing values are NaN, NaT or None, as pandas reads them)."""
         return self.open_dataset(name).df()
 
     def sql(self, query: str) -> duckdb.DuckDBPyRelation:
@@ -140,8 +140,9 @@ class DatasetAccess:
         connection = duckdb.connect()
         if self.azure_account:
             connection.execute("INSTALL azure; LOAD azure;")
-            connection.execute("CREATE SECRET analysis (TYPE azure, PROVIDER credential_chain, ACCOUNT_NAME ?)",
-                               [self.azure_account])
+            account = _literal(self.azure_account)  # the platform account's name, from the app settings
+            connection.execute("CREATE SECRET analysis "
+                               f"(TYPE azure, PROVIDER credential_chain, ACCOUNT_NAME {account})")
         connection.register(PERSONS_VIEW, self._persons())
         for dataset in datasets_of(self.policy):
             source = self._source(dataset)
