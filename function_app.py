@@ -5,6 +5,7 @@ import azure.functions as func
 from functions.audit import bp as audit_blueprint
 from functions.breaches import bp as breaches_blueprint
 from functions.console import bp as console_blueprint
+from functions.datasets import bp as datasets_blueprint
 from functions.identity import bp as identity_blueprint
 from functions.ingest import bp as ingest_blueprint
 from functions.partners import bp as partners_blueprint
@@ -24,3 +25,4 @@ app.register_functions(upload_blueprint)
 app.register_functions(audit_blueprint)
 app.register_functions(breaches_blueprint)
 app.register_functions(console_blueprint)
+app.register_functions(datasets_blueprint)

@@ -75,6 +75,12 @@ def wrong_check_letter(valid: str) -> str:
     return alphabet[(alphabet.index(valid[0]) + 1) % len(alphabet)] + valid[1:]
 
 
+SEN_SHARES = {"N": 0.83, "K": 0.13, "E": 0.04}
+"""England's pupils by SEN provision (DfE, Special educational needs in England, 2024: roughly)."""
+ABSENCE_RATES = {"N": 0.06, "K": 0.09, "E": 0.11}
+"""Overall absence rate by SEN provision, roughly as DfE's pupil absence statistics show it."""
+
+
 class _Generator:
     def __init__(self, policy: Policy, dataset: Dataset, seed: int, today: date) -> None:
         self.policy, self.dataset = policy, dataset
@@ -97,7 +103,19 @@ class _Generator:
                     anchor = date.fromisoformat(values[column.at])
                 years = self.rng.uniform(self.ages[0], self.ages[1] + 0.99)
                 values[column.name] = (anchor - timedelta(days=int(years * 365.25) + 1)).isoformat()
+        if "sessions_possible" in values and "sessions_absent" in values:
+            self.attendance(values)
         return values
+
+    def attendance(self, values: dict[str, str]) -> None:
+        """A school year's half-day sessions, and absences at the rate pupils with that SEN provision have."""
+        rng = self.rng
+        if "sen_provision" in values:
+            values["sen_provision"] = rng.choices(list(SEN_SHARES), weights=list(SEN_SHARES.values()))[0]
+        possible = rng.randint(300, 330)
+        rate = ABSENCE_RATES.get(values.get("sen_provision", "N"), 0.07)
+        values["sessions_possible"] = str(possible)
+        values["sessions_absent"] = str(min(possible, max(0, round(rng.gauss(rate, 0.04) * possible))))
 
     def value(self, column: Column, event: date) -> str:
         rng = self.rng

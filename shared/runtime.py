@@ -14,6 +14,7 @@ from shared.platform.audit import AuditLog
 from shared.platform.settings import Settings
 from shared.platform.storage import AUDIT, Storage
 from shared.policy.loader import Policy, load_policy
+from shared.publishing.dataset_access import DatasetAccess
 from shared.publishing.extracts import ExtractService
 from shared.publishing.reports import ReportService
 from shared.retention.purge import RetentionService
@@ -85,6 +86,15 @@ def report_service() -> ReportService:
 def extract_service() -> ExtractService:
     current = platform()
     return ExtractService(current.policy, current.storage, ingest_pipeline().keys, person_index())
+
+
+def dataset_access(actor: str) -> DatasetAccess:
+    """The analyst's read path for `actor` (their object id, audited with every read). With an account name as
+    the platform storage setting (Azure), DuckDB reads az:// itself; with a connection string (Azurite), curated
+    files are cached locally through Storage."""
+    current = platform()
+    account = None if "=" in current.settings.platform_storage else current.settings.platform_storage
+    return DatasetAccess(current.policy, current.storage, person_index(), actor, azure_account=account)
 
 
 def reset() -> None:

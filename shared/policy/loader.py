@@ -9,6 +9,7 @@ what is allowed, so that an operator can fix a policy in one pass. See docs/poli
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -104,7 +105,9 @@ class Programme:
     area: dict[str, Any] = field(default_factory=dict)
 
 
-MEASURES = ("people", "rows", "sum", "mean")
+MEASURES = ("people", "rows", "sum", "mean", "rate")
+"""`rate:<a>[-<b>...]/<c>` is 100 x the sum of a (less the sums of b ...) over the sum of c: a percentage of a
+total, as attendance is of possible sessions (`rate:sessions_possible-sessions_absent/sessions_possible`)."""
 REPORT_KINDS = ("table", "impact")
 
 
@@ -125,6 +128,21 @@ class ReportSpec:
     service_column: str | None = None
     outcome_column: str | None = None
     date_columns: dict[str, str] = field(default_factory=dict)
+    title: str = ""
+    """The report's heading and its chart's title, as its audience reads it."""
+    measure_label: str = ""
+    """What the measure shows, with its unit (`Attendance (% of possible sessions)`)."""
+
+    @property
+    def measure_columns(self) -> tuple[str, ...]:
+        """The stored columns the measure reads: one for sum and mean, the rate's numerator and denominator."""
+        if self.measure_column is None:
+            return ()
+        return tuple(re.split(r"[-/]", self.measure_column))
+
+    @property
+    def heading(self) -> str:
+        return self.title or self.name.replace("-", " ").capitalize()
 
 
 @dataclass(frozen=True)
@@ -369,8 +387,8 @@ class _Parts:
             return
         allowed = ", ".join(sorted(columns))
         what = "is not a stored column of the report's datasets"
-        measure_column = report.measure.partition(":")[2]
-        if measure_column and measure_column not in columns:
+        measure_columns = re.split(r"[-/]", report.measure.partition(":")[2])
+        if any(name and name not in columns for name in measure_columns):
             yield f"{path}.measure", f"names a column that {what.removeprefix('is ')}", allowed
         yield from _unknown(f"{path}.dimensions", report.dimensions, columns, what)
         for name in report.filters:
@@ -480,4 +498,5 @@ def _report(spec: models.ReportSpecModel, special: set[str]) -> ReportSpec:
         rule=rule, dimensions=tuple(spec.dimensions), measure=measure,
         measure_column=measure_column or None,
         filters={key: tuple(str(v) for v in values) for key, values in spec.filters.items()},
-        service_column=spec.service_column, outcome_column=spec.outcome_column, date_columns=dict(spec.date_columns))
+        service_column=spec.service_column, outcome_column=spec.outcome_column, date_columns=dict(spec.date_columns),
+        title=spec.title, measure_label=spec.measure_label)

@@ -33,13 +33,16 @@ PARTNER_ID = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 DATASET_ID = PARTNER_ID
 COLUMN_NAME = r"^[a-z][a-z0-9_]{0,62}$"
 NON_BLANK = r"\S"
-MEASURE = r"^(people|rows|(sum|mean):[a-z][a-z0-9_]{0,62})$"
+MEASURE = (r"^(people|rows|(sum|mean):[a-z][a-z0-9_]{0,62}"
+           r"|rate:[a-z][a-z0-9_]{0,62}(-[a-z][a-z0-9_]{0,62})*/[a-z][a-z0-9_]{0,62})$")
+"""`rate:<a>[-<b>...]/<c>` is 100 x the sum of a (less the sums of b ...) over the sum of c: a percentage of a
+total, as attendance is of possible sessions (`rate:sessions_possible-sessions_absent/sessions_possible`)."""
 PATTERN_HINTS = {
     PARTNER_ID: ("is not a valid name for a partner (its drop zone is drop-<id>) or a dataset (its folder)",
                  "lower case letters, digits and single hyphens"),
     COLUMN_NAME: ("is not a valid column name", "a lower case letter, then lower case letters, digits and _"),
     NON_BLANK: ("must be non-empty text", "text that is not blank"),
-    MEASURE: ("is not a measure", "people, rows, sum:<column>, mean:<column>"),
+    MEASURE: ("is not a measure", "people, rows, sum:<column>, mean:<column>, rate:<column>[-<column>...]/<column>"),
 }
 """How an operator reads a pattern the value did not match: what is wrong, and what is allowed."""
 
@@ -320,6 +323,8 @@ class ReportSpecModel(_Strict):
     outcome_column: str | None = None
     date_columns: dict[str, str] = Field(default_factory=dict,
                                          description="For impact reports: each dataset's date column.")
+    title: str = Field(default="", description="The report's heading and its chart's title, as its audience reads it.")
+    measure_label: str = Field(default="", description="What the measure shows, with its unit.")
     note: str | None = None
 
 

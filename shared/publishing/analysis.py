@@ -39,6 +39,8 @@ def load(storage: Storage, index: PersonIndex, datasets: tuple[str, ...], column
     container = storage.platform_container(CURATED)
     for dataset in datasets:
         for blob in container.list_blobs(name_starts_with=f"{dataset}/"):
+            if not blob.name.endswith(".parquet"):
+                continue  # the dataset's data dictionary, published beside its files
             versions.append(f"{blob.name}@{blob.etag}")
             table = curated.read_file(container.download_blob(blob.name).readall())
             wanted = [n for n in table.column_names if n in columns or n in (curated.INGEST_ID, curated.ROW)]

@@ -14,8 +14,9 @@ import io
 import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
@@ -25,9 +26,14 @@ from shared.platform.auth import Problem
 from shared.platform.csvsafe import to_csv
 from shared.platform.paging import PageRequest, page_body, sorted_page
 from shared.platform.storage import AUDIT, REPORTS, Storage
+from shared.policy.contracts import Column
 from shared.policy.loader import Policy, ReportSpec
 from shared.publishing import analysis
 from shared.publishing.disclosure import SUPPRESSED, Protection, Table, protect
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
 
 NOT_RECORDED = "not recorded"
 Measure = dict[tuple[int, int], float | str]
@@ -99,7 +105,7 @@ class ReportService:
     def _table(self, spec: ReportSpec) -> tuple[Table, Measure | None, str]:
         if spec.kind == "impact":
             return self._impact_table(spec)
-        columns = set(spec.dimensions) | set(spec.filters) | ({spec.measure_column} if spec.measure_column else set())
+        columns = set(spec.dimensions) | set(spec.filters) | set(spec.measure_columns)
         data = analysis.load(self.storage, self.index, spec.datasets, columns)
         rows = [r for r in data.rows if all(_label(r.get(c)) in allowed for c, allowed in spec.filters.items())]
         first = sorted({_label(r.get(spec.dimensions[0])) for r in rows})
@@ -109,14 +115,17 @@ class ReportService:
             i = second.index(_label(row.get(spec.dimensions[1]))) if len(spec.dimensions) == 2 else 0
             groups[(first.index(_label(row.get(spec.dimensions[0]))), i)].append(row)
         counts = [[_count(spec.measure, groups[(j, i)]) for j in range(len(first))] for i in range(len(second))]
-        measure = None
-        if spec.measure in ("sum", "mean"):
+        measure: Measure | None = None
+        if spec.measure in ("sum", "mean", "rate"):
             measure_column = spec.measure_column
             if measure_column is None:
                 raise ValueError(f"report {spec.name!r}: a {spec.measure} needs the column it measures")
-            measure = {key: SUPPRESSED if spec.rule.dominance.failure(_per_person(group, measure_column))
-                       else _aggregate(spec.measure, [r.get(measure_column) for r in group])
-                       for key, group in groups.items()}
+            if spec.measure == "rate":
+                measure = {key: _rate(measure_column, group) for key, group in groups.items()}
+            else:
+                measure = {key: SUPPRESSED if spec.rule.dominance.failure(_per_person(group, measure_column))
+                           else _aggregate(spec.measure, [r.get(measure_column) for r in group])
+                           for key, group in groups.items()}
         if len(spec.dimensions) == 2:  # rows of the table are the first dimension
             counts = [list(column) for column in zip(*counts, strict=True)]
             table = Table(spec.name, counts, row_labels=first, col_labels=second)
@@ -174,7 +183,8 @@ class ReportService:
             header = [spec.dimensions[0] if spec.dimensions else "services", "people" if spec.measure != "rows"
                       else "rows"]
             if measure is not None:
-                header.append(f"{spec.measure} {spec.measure_column or 'change in ' + str(spec.outcome_column)}")
+                header.append(spec.measure_label or
+                              f"{spec.measure} {spec.measure_column or 'change in ' + str(spec.outcome_column)}")
             rows: list[Sequence[object]] = []
             for j, label in enumerate(table.col_labels):
                 shown = result.cell(table, 0, j)
@@ -193,23 +203,19 @@ class ReportService:
 
     def _html(self, spec: ReportSpec, table: Table, result: Protection,
               measure: Measure | None, metadata: dict[str, Any]) -> str:
-        import csv
-
-        rows = list(csv.reader(io.StringIO(self._csv(spec, table, result, measure))))
-        head = "".join(f"<th>{html.escape(cell)}</th>" for cell in rows[0])
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows[1:])
-        chart = base64.b64encode(_chart(spec, table, result)).decode()
-        return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(spec.name)}</title>
+        labels = Labels.of(self.policy, spec)
+        frame = _people_table(spec, table, result, measure, labels)
+        body = frame.to_html(index=False, escape=True, border=0, na_rep="")
+        chart = base64.b64encode(_chart(spec, table, result, measure, labels, disclosure_note(spec))).decode()
+        return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(spec.heading)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:.25rem .6rem;text-align:right}}
 td:first-child,th:first-child{{text-align:left}}</style>
-</head><body><h1>{html.escape(spec.name.replace('-', ' ').capitalize())}</h1>
+</head><body><h1>{html.escape(spec.heading)}</h1>
 <p>{html.escape(self.policy.programme.name)}, for {html.escape(spec.audience)}. Produced {metadata['date']}.</p>
-<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
-<p><img alt="Chart of the published counts" src="data:image/png;base64,{chart}"></p>
-<p>c: suppressed to protect confidentiality (counts below {spec.rule.smallest_published}, and further cells so that
-none can be worked out).{' Other counts are rounded to the nearest 5.' if spec.rule.rounds else ''}
-Restricted people and people who opted out are not included.</p></body></html>"""
+{body}
+<p><img alt="{html.escape(_chart_alt(spec, labels))}" src="data:image/png;base64,{chart}"></p>
+<p>{html.escape(disclosure_note(spec))}</p></body></html>"""
 
     def _put(self, name: str, data: bytes, content_type: str) -> None:
         from azure.storage.blob import ContentSettings
@@ -240,6 +246,26 @@ def _per_person(rows: list[dict[str, Any]], column: str) -> list[float]:
     return list(totals.values())
 
 
+def disclosure_note(spec: ReportSpec) -> str:
+    """What a reader of the page or the chart must know of the figures: what c means and who is left out."""
+    rounding = " Other counts are rounded to the nearest 5." if spec.rule.rounds else ""
+    measured = spec.measure in ("sum", "mean", "rate") or spec.kind == "impact"
+    shown = " A figure is shown only where its count is." if measured else ""
+    return (f"c: suppressed to protect confidentiality (counts below {spec.rule.smallest_published}, and further "
+            f"cells so that none can be worked out).{rounding}{shown} Restricted people and people who opted out "
+            "are not included.")
+
+
+def _rate(expression: str, rows: list[dict[str, Any]]) -> float:
+    """`a-b/c` over these rows: 100 x (sum of a less sum of b) / sum of c, rows missing any of them left out."""
+    numerator, denominator = expression.split("/")
+    first, *less = numerator.split("-")
+    complete = [row for row in rows if all(row.get(name) is not None for name in (first, *less, denominator))]
+    whole = sum(float(row[denominator]) for row in complete)
+    part = sum(float(row[first]) - sum(float(row[name]) for name in less) for row in complete)
+    return round(100 * part / whole, 1) if whole else 0.0
+
+
 def _aggregate(measure: str, values: list[Any]) -> float:
     numbers = [float(v) for v in values if v is not None]
     if not numbers:
@@ -251,32 +277,144 @@ def _finite(value: float) -> float | None:
     return None if value == float("inf") else round(value, 2)
 
 
-def _chart(spec: ReportSpec, table: Table, result: Protection) -> bytes:
-    """A bar chart of the published counts; suppressed cells are drawn empty and marked c."""
+@dataclass(frozen=True)
+class Labels:
+    """How the report's dimensions, their codes and its measure read, from the policy's column labels."""
+
+    dimensions: tuple[str, ...]
+    columns: tuple[Column | None, ...]
+    measure: str
+    unit: str
+    count: str = "People"
+    """What the counts count: people (distinct, linked across datasets), or records."""
+
+    @classmethod
+    def of(cls, policy: Policy, spec: ReportSpec) -> Labels:
+        stored = _stored_columns(policy, spec.datasets)
+        if spec.kind == "impact":
+            service = stored.get(spec.service_column or "")
+            outcome = stored.get(spec.outcome_column or "")
+            outcome_title = outcome.title if outcome else str(spec.outcome_column)
+            return cls(("Services received",), (service,),
+                       spec.measure_label or f"Mean change in {outcome_title} (points)", "points")
+        columns = tuple(stored.get(name) for name in spec.dimensions)
+        titles = tuple(c.title if c else name for c, name in zip(columns, spec.dimensions, strict=True))
+        measured = stored.get(spec.measure_column or "")
+        what = measured.title if measured else str(spec.measure_column)
+        default = {"people": "People (count)", "rows": "Records (count)", "sum": f"Total {what}",
+                   "mean": f"Mean {what}", "rate": "Rate (%)"}[spec.measure]
+        return cls(titles, columns, spec.measure_label or default, "%" if spec.measure == "rate" else "",
+                   "Records" if spec.measure == "rows" else "People")
+
+    def code(self, dimension: int, text: str) -> str:
+        """A stored value as its audience reads it: the policy's label, Yes/No for booleans, else as stored."""
+        column = self.columns[dimension] if dimension < len(self.columns) else None
+        if column is None or text == NOT_RECORDED:
+            return text
+        parts = text.split("+") if self.dimensions == ("Services received",) else [text]
+        return " + ".join(_value_label(column, part) for part in parts)
+
+
+def _value_label(column: Column, text: str) -> str:
+    if column.type == "boolean" and text in ("True", "False"):
+        return column.value_label(text == "True")
+    return column.value_label(text)
+
+
+def _stored_columns(policy: Policy, datasets: tuple[str, ...]) -> dict[str, Column]:
+    """Stored column name -> its policy column, across the partners that send these datasets."""
+    found: dict[str, Column] = {}
+    for partner in policy.partners.values():
+        for name in datasets:
+            dataset = partner.datasets.get(name)
+            for column in dataset.contract.columns if dataset else ():
+                if column.output_name:
+                    found.setdefault(column.output_name, column)
+    return found
+
+
+def _people_table(spec: ReportSpec, table: Table, result: Protection, measure: Measure | None,
+                  labels: Labels) -> pd.DataFrame:
+    """The published table as people read it: labelled headings and codes, `c` where a cell is suppressed."""
+    import pandas as pd
+
+    if table.one_way:
+        records = []
+        for j, code in enumerate(table.col_labels):
+            shown = result.cell(table, 0, j)
+            record: dict[str, object] = {labels.dimensions[0]: labels.code(0, code), labels.count: shown}
+            if measure is not None:
+                record[labels.measure] = SUPPRESSED if shown == SUPPRESSED else measure.get((j, 0))
+            records.append(record)
+        records.append({labels.dimensions[0]: "Total", labels.count: result.total(table)})
+        return pd.DataFrame.from_records(records)
+    columns = [labels.code(1, code) for code in table.col_labels]
+    cells = [[result.cell(table, i, j) for j in range(len(columns))] for i in range(len(table.row_labels))]
+    frame = pd.DataFrame(cells, columns=columns)
+    frame["Total"] = [result.row_total(table, i) for i in range(len(table.row_labels))]
+    frame.insert(0, f"{labels.dimensions[0]} by {labels.dimensions[1]}",
+                 [labels.code(0, code) for code in table.row_labels])
+    totals = ["Total", *[result.col_total(table, j) for j in range(len(columns))], result.total(table)]
+    return pd.concat([frame, pd.DataFrame([totals], columns=frame.columns)], ignore_index=True)
+
+
+def _chart_alt(spec: ReportSpec, labels: Labels) -> str:
+    shown = labels.measure if spec.measure in ("sum", "mean", "rate") or spec.kind == "impact" else labels.count
+    return f"Bar chart: {shown} by {labels.dimensions[0]}; c marks suppressed figures."
+
+
+def _chart(spec: ReportSpec, table: Table, result: Protection, measure: Measure | None,
+           labels: Labels, note: str) -> bytes:
+    import matplotlib.pyplot as plt
+
+    figure = chart_figure(spec, table, result, measure, labels, note)
+    out = io.BytesIO()
+    figure.savefig(out, format="png")
+    plt.close(figure)
+    return out.getvalue()
+
+
+def chart_figure(spec: ReportSpec, table: Table, result: Protection, measure: Measure | None,
+                 labels: Labels, note: str) -> Figure:
+    """A bar chart that reads without the table: the report's title, labelled axes with units, the policy's labels
+    for codes, each bar's value, suppressed figures marked `c`, and the disclosure note beneath."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(8, 3.5), dpi=100)
+    measured = measure is not None
+    figure, axes = plt.subplots(figsize=(8, 4.6), dpi=100)
     width = 0.8 / len(table.cells)
     for i, row in enumerate(table.cells):
         for j in range(len(row)):
             shown = result.cell(table, i, j)
+            found = None if shown == SUPPRESSED else (measure or {}).get((j, i)) if measured else shown
+            value = None if found == SUPPRESSED else found  # a sum its contributors dominate is hidden too
             x = j + i * width
-            if shown == SUPPRESSED:
-                axes.bar(x, 0, width=width)
-                axes.annotate("c", (x, 0), ha="center", va="bottom")
+            legend = labels.code(0, table.row_labels[i]) if j == 0 and not table.one_way else None
+            if value is None:
+                axes.bar(x, 0, width=width, color="none", edgecolor="grey", hatch="//")
+                axes.annotate("c", (x, 0), xytext=(0, 3), textcoords="offset points", ha="center", va="bottom")
             else:
-                axes.bar(x, shown, width=width, color=f"C{i}",
-                         label=table.row_labels[i] if j == 0 and not table.one_way else None)
-    axes.set_xticks([j + 0.4 - width / 2 for j in range(len(table.col_labels))], table.col_labels, rotation=20,
-                    ha="right", fontsize=8)
-    axes.set_ylabel("people" if spec.measure != "rows" else "rows")
+                axes.bar(x, value, width=width, color=f"C{i}", label=legend)
+                text = f"{value:g}{labels.unit if labels.unit == '%' else ''}"
+                axes.annotate(text, (x, value), xytext=(0, 2), textcoords="offset points", ha="center",
+                              va="bottom", fontsize=8)
+    ticks = [labels.code(1 if not table.one_way else 0, code) for code in table.col_labels]
+    if measured and table.one_way:  # how many people each figure covers, so the chart stands alone
+        ticks = [f"{tick}\n({result.cell(table, 0, j)} {labels.count.lower()})" for j, tick in enumerate(ticks)]
+    axes.set_xticks([j + 0.4 - width / 2 for j in range(len(ticks))], ticks, rotation=15, ha="right", fontsize=8)
+    axes.set_xlabel(labels.dimensions[-1] if not table.one_way else labels.dimensions[0])
+    axes.set_ylabel(labels.measure if measured else labels.count + " (count)")
+    if labels.unit == "%":
+        axes.set_ylim(0, 105)
+    axes.margins(y=0.12)
+    axes.set_title(spec.heading, fontsize=11)
     if not table.one_way:
-        axes.legend(title=spec.dimensions[0], fontsize=8)
-    figure.tight_layout()
-    out = io.BytesIO()
-    figure.savefig(out, format="png")
-    plt.close(figure)
-    return out.getvalue()
+        axes.legend(title=labels.dimensions[0], fontsize=8)
+    figure.text(0.01, 0.01, "\n".join(textwrap.wrap(note, 130)), fontsize=7, va="bottom", ha="left")
+    figure.tight_layout(rect=(0, 0.09, 1, 1))
+    return figure

@@ -54,7 +54,7 @@ var roles = [
   {
     value: 'Analyst'
     displayName: 'Analyst'
-    description: 'Runs and reads anonymised reports.'
+    description: 'Runs and reads anonymised reports; lists the datasets and their data dictionaries.'
   }
   {
     value: 'Research.Recipient'
