@@ -6,7 +6,8 @@ import azure.functions as func
 
 from functions.http import admin_call
 from shared.platform.auth import ANALYST, Problem
-from shared.publishing.dictionary import dataset_dictionary, programme_dictionary
+from shared.platform.paging import PageRequest
+from shared.publishing.dictionary import dataset_dictionary, dictionary_page
 from shared.runtime import platform
 
 bp = func.Blueprint()
@@ -16,7 +17,7 @@ bp = func.Blueprint()
 @bp.route(route="datasets", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def datasets(req: func.HttpRequest) -> func.HttpResponse:
     return admin_call(req, ANALYST, "datasets.list", lambda caller: (
-        200, {"programme": platform().policy.programme.name, "datasets": programme_dictionary(platform().policy)}))
+        200, dictionary_page(platform().policy, PageRequest.from_params("datasets", req.params))))
 
 
 @bp.function_name("dataset_dictionary")

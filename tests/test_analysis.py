@@ -183,8 +183,12 @@ def test_analysts_list_datasets_and_read_a_dictionary_over_http_and_beside_the_d
     api = http_api(monkeypatch)
     analyst = principal("analyst-object-id", "Analyst")
     status, body, _ = api("GET", "datasets", analyst)
-    assert status == 200 and [d["dataset"] for d in body["datasets"]] == ["asq-assessments", "health-visits",
+    assert status == 200 and [d["dataset"] for d in body["items"]] == ["asq-assessments", "health-visits",
                                                                          "sessions"]
+    status, first, _ = api("GET", "datasets?limit=2", analyst)
+    status, rest, _ = api("GET", f"datasets?limit=2&page={first['next']}", analyst)
+    assert [d["dataset"] for d in first["items"] + rest["items"]] == ["asq-assessments", "health-visits", "sessions"]
+    assert rest["next"] is None, "paged like every list"
     status, body, _ = api("GET", "datasets/sessions/dictionary", analyst)
     assert status == 200 and body["table"] == "sessions" and body["columns"][0]["name"] == "person_key"
     status, body, response = api("GET", "datasets/pupils/dictionary", analyst)

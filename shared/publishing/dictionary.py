@@ -13,6 +13,7 @@ from typing import Any
 
 from azure.storage.blob import ContentSettings
 
+from shared.platform.paging import PageRequest, page_body, sorted_page
 from shared.platform.storage import CURATED, Storage
 from shared.policy.contracts import Column
 from shared.policy.loader import Policy
@@ -59,6 +60,13 @@ def dataset_dictionary(policy: Policy, dataset: str) -> dict[str, Any]:
 
 def programme_dictionary(policy: Policy) -> list[dict[str, Any]]:
     return [dataset_dictionary(policy, dataset) for dataset in datasets_of(policy)]
+
+
+def dictionary_page(policy: Policy, page: PageRequest) -> dict[str, Any]:
+    """The datasets with their dictionaries, by name, a page at a time as every list is."""
+    dictionaries = sorted(programme_dictionary(policy), key=lambda entry: str(entry["dataset"]))
+    shown, following = sorted_page(dictionaries, lambda entry: (str(entry["dataset"]),), page)
+    return {"programme": policy.programme.name, **page_body(shown, following)}
 
 
 def _person_key() -> dict[str, Any]:
