@@ -112,6 +112,12 @@ def principal(caller_id: str, *roles: str) -> dict[str, str]:
     return {"x-ms-client-principal": encode_principal(caller_id, list(roles))}
 
 
+ADMIN = principal("admin-object-id", "Platform.Admin")
+DPO = principal("dpo-object-id", "DataProtection.Officer")
+ANALYST = principal("analyst-object-id", "Analyst")
+"""The signed-in callers most tests act as, one per role."""
+
+
 def http_api(monkeypatch):
     """Call the app's HTTP functions as the Functions host would, with App Service authentication on.
     Returns call(method, path, headers, body) -> (status, JSON body or None, the HttpResponse)."""

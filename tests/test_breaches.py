@@ -19,11 +19,17 @@ from shared.platform.audit import AuditLog
 from shared.platform.checkpoints import VERIFY_FAILED_EVENT, AuditCheckpoints
 from shared.platform.storage import AUDIT, BREACHES
 from shared.rights.breaches import CATEGORIES, personal_data_in
-from tests.helpers import deliver_all, http_api, index_records, ledger_rows, person_index, principal, upload
-
-DPO = principal("dpo-object-id", "DataProtection.Officer")
-ADMIN = principal("admin-object-id", "Platform.Admin")
-ANALYST = principal("analyst-object-id", "Analyst")
+from tests.helpers import (
+    ADMIN,
+    ANALYST,
+    DPO,
+    deliver_all,
+    http_api,
+    index_records,
+    ledger_rows,
+    person_index,
+    upload,
+)
 
 POLICY = """
 programme: {name: Breach test, controller: Test council, data_residency: UK, region: uksouth}

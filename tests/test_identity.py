@@ -20,6 +20,8 @@ from shared.identity.source import SourceTokens, source_key, tokenise_file
 from shared.platform.storage import LINKAGE, RECEIPTS
 from tests.conftest import TEST_ROOT_KEY
 from tests.helpers import (
+    ANALYST,
+    DPO,
     curated_rows,
     deliver_all,
     everything_stored,
@@ -27,13 +29,9 @@ from tests.helpers import (
     http_api,
     index_records,
     person_index,
-    principal,
     rights_request,
     upload,
 )
-
-DPO = principal("dpo-object-id", "DataProtection.Officer")
-ANALYST = principal("analyst-object-id", "Analyst")
 
 POLICY = """
 programme: {name: Identity test, controller: Test council, data_residency: UK, region: uksouth}

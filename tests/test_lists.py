@@ -13,10 +13,8 @@ import pytest
 from devtools import synthetic
 from shared.platform.storage import REQUESTS
 from shared.rights.requests import RECEIVED, RequestRegister, RightsRequest
-from tests.helpers import deliver_all, http_api, principal, upload
+from tests.helpers import ADMIN, DPO, deliver_all, http_api, upload
 
-ADMIN = principal("admin-object-id", "Platform.Admin")
-DPO = principal("dpo-object-id", "DataProtection.Officer")
 CHARITY, HEALTH = "family-support-charity", "nhs-community-health"
 
 

@@ -17,10 +17,8 @@ from devtools import synthetic
 from devtools.localhost import http_routes
 from shared.platform.audit import AuditLog
 from shared.platform.storage import AUDIT
-from tests.helpers import deliver_all, http_api, principal
+from tests.helpers import ADMIN, ANALYST, deliver_all, http_api
 
-ADMIN = principal("admin-object-id", "Platform.Admin")
-ANALYST = principal("analyst-object-id", "Analyst")
 PARTNER = "family-support-charity"
 
 

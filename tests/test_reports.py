@@ -21,11 +21,7 @@ from shared.platform.storage import AUDIT, EXPORTS, REGISTER, REPORTS
 from shared.policy.loader import load_policy
 from shared.retention.purge import RetentionService
 from tests.conftest import POLICIES
-from tests.helpers import curated_rows, deliver_all, http_api, person_index, principal, upload
-
-ANALYST = principal("analyst-object-id", "Analyst")
-DPO = principal("dpo-object-id", "DataProtection.Officer")
-ADMIN = principal("admin-object-id", "Platform.Admin")
+from tests.helpers import ADMIN, ANALYST, DPO, curated_rows, deliver_all, http_api, person_index, principal, upload
 
 
 def read(url: str) -> bytes:

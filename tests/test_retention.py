@@ -20,18 +20,17 @@ from shared.retention.holds import HoldRegister
 from shared.retention.purge import RetentionService
 from tests.conftest import TEST_ROOT_KEY
 from tests.helpers import (
+    ADMIN,
     curated_files,
     curated_rows,
     deliver_all,
     http_api,
     index_records,
     person_index,
-    principal,
     records_of,
     upload,
 )
 
-ADMIN = principal("admin-object-id", "Platform.Admin")
 POLICY = """
 programme: {name: Retention test, controller: Test council, data_residency: UK, region: uksouth}
 partners:

@@ -20,17 +20,15 @@ from shared.platform.storage import AUDIT, CURATED, REPORTS
 from shared.policy.loader import load_policy
 from shared.retention.purge import RetentionService
 from tests.helpers import (
+    DPO,
     curated_files,
     curated_rows,
     deliver_all,
     http_api,
     index_records,
     person_index,
-    principal,
     upload,
 )
-
-DPO = principal("dpo-object-id", "DataProtection.Officer")
 
 RETENTION_POLICY = """
 programme: {name: Integrity test, controller: Test council, data_residency: UK, region: uksouth}

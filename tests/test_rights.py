@@ -19,19 +19,18 @@ from shared.platform.audit import AuditLog
 from shared.platform.storage import AUDIT, REGISTER
 from shared.rights.deadlines import due_date
 from tests.helpers import (
+    ADMIN,
+    DPO,
     curated_rows,
     deliver_all,
     finished_request,
     http_api,
     index_records,
-    principal,
     receipts,
     rights_request,
     upload,
 )
 
-DPO = principal("dpo-object-id", "DataProtection.Officer")
-ADMIN = principal("admin-object-id", "Platform.Admin")
 NHS, OTHER_NHS, REF = "943 476 5919", "4010232137", "PUPIL-77"
 
 POLICY = """
