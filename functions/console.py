@@ -6,29 +6,19 @@ host plays it), the function key the operator enters, and the role the function 
 is decided there, not here.
 """
 
-from pathlib import Path
-
 import azure.functions as func
 
-from functions.http import problem_response
+from functions.http import page_headers, problem_response, static_file
 from shared.platform.auth import Problem
 
 bp = func.Blueprint()
-STATIC = Path(__file__).parent / "static"
 ASSETS = {"console.js": "text/javascript", "console.css": "text/css"}
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-                               "form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "Cache-Control": "no-store",
-}
 
 
 @bp.function_name("console_page")
 @bp.route(route="console", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def page(req: func.HttpRequest) -> func.HttpResponse:
-    return func.HttpResponse((STATIC / "console.html").read_text(), mimetype="text/html", headers=SECURITY_HEADERS)
+    return static_file("console.html", "text/html", page_headers())
 
 
 @bp.function_name("console_asset")
@@ -37,4 +27,4 @@ def asset(req: func.HttpRequest) -> func.HttpResponse:
     name = req.route_params.get("name", "")
     if name not in ASSETS:
         return problem_response(Problem(404, "Not Found", "The console has no asset of that name."))
-    return func.HttpResponse((STATIC / name).read_text(), mimetype=ASSETS[name], headers=SECURITY_HEADERS)
+    return static_file(name, ASSETS[name], page_headers())

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import azure.functions as func
@@ -28,6 +29,26 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 def problem_response(problem: Problem) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(problem.document()), status_code=problem.status,
                              mimetype="application/problem+json", headers=NO_STORE)
+
+
+STATIC = Path(__file__).parent / "static"
+
+
+def page_headers(connect_src: str = "'self'") -> dict[str, str]:
+    """What every page the app serves is sent with: its own scripts and styles only, calls only to `connect_src`,
+    never framed, never cached, no referrer."""
+    return {
+        "Content-Security-Policy": f"default-src 'none'; script-src 'self'; style-src 'self'; connect-src "
+                                   f"{connect_src}; form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-store",
+    }
+
+
+def static_file(name: str, mimetype: str, headers: dict[str, str]) -> func.HttpResponse:
+    """One of the files in functions/static/, as a page or an asset."""
+    return func.HttpResponse((STATIC / name).read_text(), mimetype=mimetype, headers=headers)
 
 
 def json_body(req: func.HttpRequest) -> dict[str, Any]:

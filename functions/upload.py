@@ -8,36 +8,27 @@ receipt, or one upload by its ingest id. The link goes to the server only in POS
 cannot end up in access logs.
 """
 
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import azure.functions as func
 
-from functions.http import json_body, json_response, problem_response
+from functions.http import json_body, json_response, page_headers, problem_response, static_file
 from shared.platform.auth import Problem
 from shared.runtime import drop_zones, platform
 
 bp = func.Blueprint()
-STATIC = Path(__file__).parent / "static"
 
 
 def _security_headers() -> dict[str, str]:
+    """The page uploads straight to the ingest account, so it may call that as well as the app."""
     blob = urlsplit(platform().storage.ingest_blobs.url)
-    return {
-        "Content-Security-Policy": f"default-src 'none'; script-src 'self'; style-src 'self'; "
-                                   f"connect-src 'self' {blob.scheme}://{blob.netloc}; form-action 'none'; "
-                                   "frame-ancestors 'none'; base-uri 'none'",
-        "Referrer-Policy": "no-referrer",
-        "X-Content-Type-Options": "nosniff",
-        "Cache-Control": "no-store",
-    }
+    return page_headers(f"'self' {blob.scheme}://{blob.netloc}")
 
 
 @bp.function_name("upload_page")
 @bp.route(route="upload", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def page(req: func.HttpRequest) -> func.HttpResponse:
-    return func.HttpResponse((STATIC / "upload.html").read_text(), mimetype="text/html",
-                             headers=_security_headers())
+    return static_file("upload.html", "text/html", _security_headers())
 
 
 @bp.function_name("upload_page_asset")
@@ -47,7 +38,7 @@ def asset(req: func.HttpRequest) -> func.HttpResponse:
     name = req.route_params.get("name", "")
     if name not in types:
         return func.HttpResponse(status_code=404)
-    return func.HttpResponse((STATIC / name).read_text(), mimetype=types[name], headers=_security_headers())
+    return static_file(name, types[name], _security_headers())
 
 
 @bp.function_name("upload_link_check")
