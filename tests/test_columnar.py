@@ -22,7 +22,8 @@ from stdnum.gb import nhs
 
 from devtools import synthetic
 from shared.identity.keys import RootKey
-from shared.identity.pseudonymise import Pseudonymiser
+from shared.identity.matchkeys import Identity, MatchKeys, SourceNames
+from shared.identity.pseudonymise import Pseudonymiser, source_key
 from shared.identity.register import SuppressionSnapshot
 from shared.ingest import columnar
 from shared.ingest.curated import CuratedWriter
@@ -39,7 +40,7 @@ programme:
   data_residency: UK
   region: uksouth
   area: {{postcode_districts: [SW9], la_number: 208, child_ages: [0, 4]}}
-  limits: {{max_file_mb: 10, max_line_chars: 400, max_rows: {max_rows}}}
+  limits: {{max_file_mb: 10, max_line_chars: 3000, max_rows: {max_rows}}}
 partners:
   test-partner:
     name: Test partner
@@ -54,10 +55,11 @@ partners:
           nhs_number: {{role: identifier, type: nhs_number, required: false}}
           upn: {{role: identifier, type: upn, required: false}}
           family_ref: {{role: identifier, type: partner_ref, required: false}}
-          child_name: {{role: direct, required: false}}
-          postcode: {{role: quasi, generalise: postcode_sector}}
+          child_name: {{role: direct, required: false, match: full_name, max_length: 30}}
+          name_tokens: {{role: direct, required: false, match: name_tokens}}
+          postcode: {{role: quasi, generalise: postcode_sector, match: postcode}}
           home_postcode: {{role: quasi, generalise: postcode_district, required: false}}
-          date_of_birth: {{role: quasi, generalise: age_in_months, at: visit_date}}
+          date_of_birth: {{role: quasi, generalise: age_in_months, at: visit_date, match: date_of_birth}}
           sibling_dob: {{role: quasi, generalise: birth_month, required: false}}
           ethnicity: {{role: attribute, type: string, values: [WBRI, AIND]}}
           note: {{role: attribute, type: string, required: false, max_length: 8}}
@@ -68,18 +70,22 @@ partners:
           consent: {{role: consent}}
 """
 HEADER = ["nhs_number", "upn", "family_ref", "child_name", "postcode", "home_postcode", "date_of_birth",
-          "sibling_dob", "ethnicity", "note", "visit_date", "sessions", "score", "first_visit", "consent", "extra"]
+          "sibling_dob", "ethnicity", "note", "visit_date", "sessions", "score", "first_visit", "consent",
+          "name_tokens", "extra"]
 KEY = bytes(range(32))
 RECEIVED = datetime(2026, 11, 1, tzinfo=UTC)
 
 _rng = random.Random(7)
 _NHS = [synthetic.nhs_number(_rng) for _ in range(6)]
 _UPN = [synthetic.unique_pupil_number(_rng, 208) for _ in range(3)]
+_AT_SOURCE = SourceNames(source_key(KEY))  # the trust's source tool, with the programme's source key
+_TOKENS = [_AT_SOURCE.text("bob", "smith-jones", date(2023, 7, 1)), _AT_SOURCE.text("amara", None, None),
+           _AT_SOURCE.text("mohammed", "ali", date(2024, 2, 29))]
 GOOD = {  # plain valid cells
     "nhs_number": [*_NHS, ""],
     "upn": [*_UPN, ""],
     "family_ref": ["FA-1", "FA-2", "FA-3", ""],
-    "child_name": ["Amara Okafor", ""],
+    "child_name": ["Amara Okafor", "", "Bob Smith-Jones", "mohammed  ALI", "Kate"],
     "postcode": ["SW9 8AB", "SE27 5TD", "SW2 4ZL"],
     "home_postcode": ["SW9 8AB", ""],
     "date_of_birth": ["2023-07-01", "2024-02-29", "2022-11-30"],
@@ -91,6 +97,7 @@ GOOD = {  # plain valid cells
     "score": ["1.5", "10", ""],
     "first_visit": ["Y", "n", ""],
     "consent": ["Y", "Y", "N"],
+    "name_tokens": [*_TOKENS, ""],
     "extra": ["", "anything"],
 }
 ODD = {  # cells the row path accepts in some other form, or refuses
@@ -99,7 +106,7 @@ ODD = {  # cells the row path accepts in some other form, or refuses
                    "１２３４５６７８９０", "\u00a0" + _NHS[5], " " + _NHS[0] + "\t"],
     "upn": [_UPN[0].lower(), synthetic.wrong_check_letter(_UPN[1]), "A1234"],
     "family_ref": [" FA-3 ", "FA\t4", "x" * 65, "Ré-5", "\u2003FA-6", "FA-7\u00a0"],
-    "child_name": ["Zoë", "   ", "\u00a0"],
+    "child_name": ["Zoë", "   ", "\u00a0", "Ann " + "x" * 30, "O'Neil, Siobhan", "5"],
     "postcode": ["sw2 4zl", "SE27  5TD", "SW98AB", "SW9 8CB", "W1A 1AA", "", "SW9\t8AB", "ＳＷ9 8AB",
                  "SW9 8AB\u00a0", "ß1 1AA"],
     "home_postcode": ["BAD", " sw9 8ab"],
@@ -113,6 +120,8 @@ ODD = {  # cells the row path accepts in some other form, or refuses
     "score": ["0", "10.5", "-0", "1e1", "nan", "inf", "٣"],
     "first_visit": ["TRUE", "0", "maybe", "Ｙ"],
     "consent": ["yes", "1", "", "?", "Y\u00a0", "ｙ"],
+    "name_tokens": ["Amara Okafor", _TOKENS[0] + ";" + _TOKENS[1], "nickname=" + "a" * 32, _TOKENS[2].upper(),
+                    _TOKENS[0] + ";", " " + _TOKENS[1]],
     "extra": ["\u00a0", 'said "hello", twice'],  # quoted in some files; in an unquoted one a row of another width
 }
 
@@ -138,8 +147,10 @@ def run(policy_path: Path, content: bytes, *, rows_only: bool, monkeypatch: pyte
             files = transform(io.BytesIO(content), policy, upload, "ingest-1", RootKey(KEY, "v1"),
                               SuppressionSnapshot(suppressed or {}), writer)
             stored = {month: pq.read_table(path) for month, path in files.items()}
+            linkage = {month: pq.read_table(path).to_pylist() for month, path in writer.linkage_files().items()}
             outcome: object = (upload.counts.as_dict(), [p.as_dict() for p in upload.problems.listed],
-                               upload.problems.summary(), {m: (t.schema, t.to_pylist()) for m, t in stored.items()})
+                               upload.problems.summary(), {m: (t.schema, t.to_pylist()) for m, t in stored.items()},
+                               linkage)
         except FileRejected as rejected:
             outcome = ("rejected", [p.as_dict() for p in rejected.problems])
         finally:
@@ -155,7 +166,12 @@ def both_paths(policy_path: Path, content: bytes, monkeypatch: pytest.MonkeyPatc
 
 
 def csv_file(rows: list[list[str]], newline: str = "\r\n", header: list[str] = HEADER) -> bytes:
-    return newline.join([",".join(header), *(",".join(row) for row in rows), ""]).encode()
+    return newline.join([",".join(header), *(",".join(map(as_written, header, row)) for row in rows), ""]).encode()
+
+
+def as_written(name: str, cell: str) -> str:
+    """Name tokens hold commas: the source tool's CSV writer quotes them."""
+    return quoted(cell) if name == "name_tokens" and "," in cell and not cell.startswith('"') else cell
 
 
 cell_choices = st.lists(st.integers(0, 99), min_size=len(HEADER), max_size=len(HEADER))
@@ -177,7 +193,8 @@ def shaped(lines: list[list[str]], newline: str, quote_every: int, encoding: str
     header's width (a comma in a cell left unquoted splits it: the row path names that row)."""
     def quote(i: int, j: int) -> bool:
         return bool(quote_every) and (i + j) % quote_every == 0
-    widths_hold = not any("," in cell and not quote(i, j) for i, row in enumerate(lines) for j, cell in enumerate(row))
+    widths_hold = not any("," in cell and not quote(i, j) and HEADER[j] != "name_tokens"
+                          for i, row in enumerate(lines) for j, cell in enumerate(row))
     lines = [[quoted(cell) if quote(i, j) else cell for j, cell in enumerate(row)] for i, row in enumerate(lines)]
     text = csv_file(lines, newline).decode()
     return (text.encode(encoding, errors="replace") if encoding == "cp1252" else text.encode(encoding)), widths_hold
@@ -205,9 +222,9 @@ def test_row_limits_and_whole_file_rejections_match(rows, max_rows, invalid_rows
 
 
 def test_a_plain_file_is_read_by_the_columnar_path_and_its_rows_keep_their_order(tmp_path, monkeypatch):
-    lines = [pick([i % 3, i % 3, i % 3, 0, 0, 0, 0, 0, 0, 0, i % 2, 0, 0, 0, 0, 0]) for i in range(30)]
+    lines = [pick([i % 3, i % 3, i % 3, 0, 0, 0, 0, 0, 0, 0, i % 2, 0, 0, 0, 0, 0, 0]) for i in range(30)]
     lines[7][4] = "not a postcode"  # goes to the row path, and its neighbours stay in order around it
-    reader, (counts, listed, _, stored) = both_paths(policy_file(tmp_path), csv_file(lines), monkeypatch)
+    reader, (counts, listed, _, stored, _) = both_paths(policy_file(tmp_path), csv_file(lines), monkeypatch)
     assert reader == "columnar"
     assert counts == {"read": 30, "stored": 29, "invalid": 1, "no_consent": 0, "suppressed": 0, "replaced": 0,
                       "superseded": 0}
@@ -219,7 +236,7 @@ def test_a_plain_file_is_read_by_the_columnar_path_and_its_rows_keep_their_order
 
 
 def test_suppressed_people_are_counted_and_dropped_on_both_paths(tmp_path, monkeypatch):
-    lines = [pick([i, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]) for i in range(6)]
+    lines = [pick([i, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]) for i in range(6)]
     suppressed = Pseudonymiser(KEY).pseudonym("nhs_number", _NHS[1])
     reader, (counts, *_) = both_paths(policy_file(tmp_path), csv_file(lines), monkeypatch,
                                       suppressed={suppressed: {"consent"}, "someone-else": {"all"}})
@@ -257,7 +274,7 @@ def test_each_common_file_shape_takes_the_columnar_path_with_the_row_paths_resul
     lines[2][3] = 'Okafor, Amara "Mimi"' if shape.startswith(("quoted", "every")) else "Zoë Brontë"
     lines[5][4] = "not a postcode"
     lines[8][9] = "café"  # non-ASCII in a checked column: too long for the note, in every encoding
-    reader, (counts, listed, _, stored) = both_paths(policy_file(tmp_path), SHAPES[shape](lines), monkeypatch)
+    reader, (counts, listed, _, stored, _) = both_paths(policy_file(tmp_path), SHAPES[shape](lines), monkeypatch)
     assert reader == "columnar"
     assert counts["read"] == 12 and counts["invalid"] == 1
     assert {(p["row"], p["column"]) for p in listed} == {(7, "postcode")}
@@ -312,3 +329,58 @@ def test_the_scan_sees_line_ends_split_across_its_chunks():
     assert scan_text(io.BytesIO(b"a,b\r\nc,d\r")).lone_carriage_return
     long_tail = scan_text(io.BytesIO(b"x\n" + b"b" * (2 * _READ_CHUNK)))
     assert long_tail.longest_line == 2 * _READ_CHUNK
+
+
+def test_a_file_with_names_to_match_on_takes_the_columnar_path_and_keeps_its_match_keys(tmp_path, monkeypatch):
+    lines = [pick([i % 3] * len(HEADER)) for i in range(9)]
+    for line in lines[::3]:
+        line[HEADER.index("name_tokens")] = ""  # Amara's name as her charity sends it, not tokens from a trust
+    reader, (counts, _, _, _, linkage) = both_paths(policy_file(tmp_path), csv_file(lines), monkeypatch)
+    assert reader == "columnar" and counts["stored"] == 6  # a third have no consent
+    amara = MatchKeys(KEY).keys(Identity(first="amara", surname="okafor", born=date(2023, 7, 1)))["name_dob"][0]
+    rows = sorted((row for month in linkage.values() for row in month), key=lambda row: row["row"])
+    assert [amara in row["strong_keys"] for row in rows] == [True, False] * 3
+    assert all(row["first_name"] and row["date_of_birth"] and row["postcode"] for row in rows[::2])
+
+
+def test_someone_suppressed_by_name_and_birth_date_is_dropped_on_both_paths(tmp_path, monkeypatch):
+    lines = [pick([i % 3] * len(HEADER)) for i in range(6)]
+    for line in lines[::3]:
+        line[HEADER.index("name_tokens")] = ""
+    amara = MatchKeys(KEY).keys(Identity(first="amara", surname="okafor", born=date(2023, 7, 1)))["name_dob"][0]
+    reader, (counts, *_) = both_paths(policy_file(tmp_path), csv_file(lines), monkeypatch,
+                                      suppressed={amara: {"all"}})
+    assert reader == "columnar"
+    assert counts["suppressed"] == 2 and counts["stored"] == 2
+
+
+names = st.text(st.sampled_from("aAbBoO éÉ-',."), max_size=14)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.tuples(
+    st.one_of(st.none(), names), st.one_of(st.none(), names), st.one_of(st.none(), names),
+    st.one_of(st.none(), st.dates(date(1990, 1, 1), date(2026, 12, 31))),
+    st.one_of(st.none(), st.sampled_from(["SW9 8AB", "SE27 5TD", "W1A 1AA"])),
+    st.one_of(st.none(), st.sampled_from([*_TOKENS, _TOKENS[0] + ";" + _TOKENS[1]]))), min_size=1, max_size=12))
+def test_match_keys_a_column_at_a_time_are_the_row_recipes(rows):
+    """`matchcolumns` makes, for a batch, exactly what `MatchKeys` makes row by row, whatever the names hold."""
+    from shared.identity.matchcolumns import match_columns
+    from shared.identity.matchkeys import identity_from
+    from shared.identity.records import RowRecord
+
+    keys = MatchKeys(KEY)
+    fields = ("first_name", "surname", "full_name", "date_of_birth", "postcode", "name_tokens")
+    inputs = {field: pa.array([row[i] for row in rows], pa.date32() if field == "date_of_birth" else pa.string())
+              for i, field in enumerate(fields)}
+    columns = {name: values.to_pylist() for name, values in match_columns(keys, inputs, len(rows)).items()}
+    for index, row in enumerate(rows):
+        identity = identity_from({field: value for field, value in zip(fields, row, strict=True) if value})
+        expected = RowRecord()
+        if not identity.empty:
+            expected.tokens = keys.tokens(identity)
+            made = keys.keys(identity)
+            expected.strong_keys = [key for name in ("name_dob", "forms_dob", "name_swapped_dob")
+                                    for key in made.get(name, [])]
+        wanted = expected.columns("")
+        assert {name: columns[name][index] for name in columns} == {name: wanted[name] for name in columns}

@@ -34,6 +34,7 @@ from datetime import date
 from functools import lru_cache
 
 import jellyfish
+import pyarrow as pa
 
 from shared.identity.pseudonymise import SOURCE_DOMAIN, Pseudonymiser, source_key
 
@@ -58,7 +59,10 @@ AT_SOURCE = frozenset(NAME_TOKEN_KINDS.values())
 """Kinds keyed under the source key first, so tokens made at source and here agree."""
 NAME_TOKENS_LIMIT = 2_000
 """Characters a cell of name tokens may hold: a long double-barrelled name's tokens fit with room to spare."""
-_NAME_TOKENS = re.compile(r"[a-z_]+=[0-9a-f]{32}(,[0-9a-f]{32})*(;[a-z_]+=[0-9a-f]{32}(,[0-9a-f]{32})*)*")
+_NAMED_TOKENS = rf"(?:{'|'.join(NAME_TOKEN_KINDS)})=[0-9a-f]{{32}}(?:,[0-9a-f]{{32}})*"
+NAME_TOKENS_PATTERN = f"{_NAMED_TOKENS}(?:;{_NAMED_TOKENS})*"
+"""A cell of name tokens as the source tool writes it, of the kinds it writes (Python's re and Arrow's RE2 alike)."""
+_NAME_TOKENS = re.compile(NAME_TOKENS_PATTERN)
 
 CACHE_LIMIT = 200_000
 """Single-field tokens remembered per upload: enough for a national extract's names, small in memory."""
@@ -114,13 +118,8 @@ def parse_name_tokens(text: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """`first_name=<token>;first_forms=<token>,<token>;...` as the source tool writes it; ValueError otherwise."""
     if len(text) > NAME_TOKENS_LIMIT or not _NAME_TOKENS.fullmatch(text):
         raise ValueError("not name tokens as the source tool writes them")
-    parsed = []
-    for part in text.split(";"):
-        column, _, tokens = part.partition("=")
-        if column not in NAME_TOKEN_KINDS:
-            raise ValueError("a name token of a kind the source tool does not write")
-        parsed.append((column, tuple(tokens.split(","))))
-    return tuple(parsed)
+    return tuple((column, tuple(tokens.split(","))) for column, _, tokens in
+                 (part.partition("=") for part in text.split(";")))
 
 
 def _surname(text: str) -> str | None:
@@ -154,6 +153,10 @@ class _TokenMaker:
         self._known: dict[tuple[str, str], str] = {}
 
     def _keyed(self, kind: str, value: str) -> str:
+        raise NotImplementedError
+
+    def keyed_column(self, kind: str, values: pa.Array) -> pa.Array:
+        """`_keyed` over a column of values, each distinct one once; nulls stay null (`matchcolumns.py`)."""
         raise NotImplementedError
 
     def _token(self, kind: str, value: str) -> str:
@@ -216,6 +219,15 @@ class MatchKeys(_TokenMaker):
     def _from_source(self, kind: str, token: str) -> str:
         return self._linkage.pseudonym(f"mk:src:{kind}", token)
 
+    def keyed_column(self, kind: str, values: pa.Array) -> pa.Array:
+        if kind in AT_SOURCE:
+            return self.from_source_column(kind, self._source.keyed_column(kind, values))
+        return self._linkage.pseudonyms_of(f"mk:{kind}", values)
+
+    def from_source_column(self, kind: str, tokens: pa.Array) -> pa.Array:
+        """Tokens made under the source key, re-keyed under the linkage key: `_from_source` for a column."""
+        return self._linkage.pseudonyms_of(f"mk:src:{kind}", tokens)
+
     def tokens(self, identity: Identity) -> dict[str, object]:
         out = super().tokens(identity)
         for column, tokens in identity.name_tokens:
@@ -241,6 +253,9 @@ class SourceNames(_TokenMaker):
 
     def _keyed(self, kind: str, value: str) -> str:
         return self._at_source.pseudonym(f"mk:{kind}", value)
+
+    def keyed_column(self, kind: str, values: pa.Array) -> pa.Array:
+        return self._at_source.pseudonyms_of(f"mk:{kind}", values)
 
     def text(self, first: str | None, surname: str | None, born: date | None) -> str:
         """The cell the tool writes: each name column's tokens, and the strong keys where the birth date is

@@ -22,6 +22,7 @@ from functools import cache
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from datafusion import Expr, SessionConfig, SessionContext, col, lit
 from datafusion import functions as sql
 from stdnum.gb import nhs, upn
@@ -164,6 +165,13 @@ class Pseudonymiser:
         hexed = binascii.hexlify(truncated.tobytes())
         offsets = np.arange(0, 2 * PSEUDONYM_BYTES * (count + 1), 2 * PSEUDONYM_BYTES, dtype=np.int32)
         return pa.StringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(hexed))
+
+
+    def pseudonyms_of(self, id_type: str, values: pa.Array) -> pa.StringArray:
+        """`pseudonym(id_type, value)` for a column of values: each distinct value hashed once, nulls kept null."""
+        encoded = values.dictionary_encode()
+        messages = pc.binary_join_element_wise(pa.scalar(f"{id_type}:"), encoded.dictionary, "")
+        return self.pseudonyms(messages).take(encoded.indices)
 
 
 @cache

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from shared.identity.linkage import KIND_SEPARATOR
+from shared.identity.matchcolumns import drop_nulls, empty_lists
 from shared.identity.matchkeys import LIST_COLUMNS, STRONG_KEYS, TOKEN_COLUMNS, MatchKeys, identity_from
 from shared.identity.pseudonymise import Pseudonymiser, scoped_type
 from shared.identity.source import TOKEN_TYPE, SourceTokens
@@ -100,7 +101,7 @@ def id_lists(columns: Sequence[tuple[str | None, pa.Array]], rows: int) -> pa.Li
     import pyarrow.compute as pc
 
     if not columns:
-        return pa.array([[] for _ in range(rows)], pa.list_(pa.string()))
+        return empty_lists(rows)
     prefixed = [values if kind is None else
                 pc.binary_join_element_wise(pa.scalar(f"{kind}{KIND_SEPARATOR}"), values, "")
                 for kind, values in columns]
@@ -109,21 +110,7 @@ def id_lists(columns: Sequence[tuple[str | None, pa.Array]], rows: int) -> pa.Li
     values = pa.concat_arrays([_flat(array) for array in prefixed]).take(pa.array(order))
     offsets = pa.array(np.arange(0, rows * width + 1, width, dtype=np.int32))
     lists = pa.ListArray.from_arrays(offsets, values)
-    return _drop_nulls(lists)
-
-
-def _drop_nulls(lists: pa.ListArray) -> pa.ListArray:
-    import pyarrow.compute as pc
-
-    flat = lists.flatten()
-    if flat.null_count == 0:
-        return lists
-    parents = pc.list_parent_indices(lists)
-    valid = pc.is_valid(flat)
-    kept_values = flat.filter(valid)
-    counts = np.bincount(np.asarray(parents.filter(valid)), minlength=len(lists))
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
-    return pa.ListArray.from_arrays(pa.array(offsets), kept_values)
+    return drop_nulls(lists)
 
 
 def _flat(array: pa.Array | pa.ChunkedArray) -> pa.Array:

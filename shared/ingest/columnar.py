@@ -28,6 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
+from shared.identity.matchcolumns import empty_lists, match_columns
+from shared.identity.matchkeys import NAME_TOKENS_LIMIT, NAME_TOKENS_PATTERN
 from shared.identity.pseudonymise import MAX_REFERENCE_LENGTH, InvalidIdentifier, Pseudonymiser, scoped_type
 from shared.identity.records import RecordMaker, id_lists
 from shared.identity.source import TOKEN_TYPE
@@ -41,7 +43,8 @@ from shared.policy.generalise import InvalidValue
 BLOCK_BYTES = 4 * 1024 * 1024
 """The file is read in blocks of about this size, each one batch (about 38,000 rows of 12 columns). Larger blocks
 gain little speed; peak memory grows by about six times the block size."""
-_ROW, _CONSENT, _DATE, _ID = "__row", "__consent", "__date:", "__id:"
+_ROW, _CONSENT, _DATE, _ID, _MATCH = "__row", "__consent", "__date:", "__id:", "__match:"
+_STRONG = "strong_keys"
 """Working columns beside the curated ones while a batch is checked (curated names never start with __)."""
 _SPACES = " \t"
 """What Python's strip() removes from an ASCII cell of a plain line (other whitespace is a control byte)."""
@@ -163,7 +166,7 @@ class _Batch:
         self.batch, self.numbers = batch, numbers
         self.trim = pc.ascii_trim if context.ascii else pc.utf8_trim
         self.trimmed = {position: self.trim(batch.column(position), _SPACES)
-                        for _, position, kind in context.bound.present if kind != "direct"}
+                        for column, position, kind in context.bound.present if kind != "direct" or column.match}
         self.ascii = {} if context.ascii else {position: pc.string_is_ascii(batch.column(position))
                                                for position in self.trimmed}
         blank = self._blank()
@@ -252,18 +255,30 @@ class _Batch:
                       for column in checks.identifiers}
         tokens = {column: self._token_pseudonyms(frame.column(_ID + column.name))
                   for column in checks.identifiers if column.id_type == "nhs_number"}
+        matching = self._match_keys(frame)
         people = [values for column, values in pseudonyms.items() if column.names_a_person] + list(tokens.values())
         if context.suppressed and len(frame):
             wanted = pa.array(sorted(context.suppressed), pa.string())
-            hit = _any([pc.fill_null(pc.is_in(values, wanted), False) for values in people], len(frame))
+            hit = _any([pc.fill_null(pc.is_in(values, wanted), False) for values in people]
+                       + [_strong_key_hits(matching[_STRONG], wanted)], len(frame))
             kept = pc.invert(hit)
             counts.suppressed += len(frame) - pc.sum(kept).as_py()
             context.left_out.extend("suppressed", frame.column(_ROW).filter(hit).to_pylist())
             frame = frame.filter(kept)
             pseudonyms = {column: values.filter(kept) for column, values in pseudonyms.items()}
             tokens = {column: values.filter(kept) for column, values in tokens.items()}
+            matching = {name: values.filter(kept) for name, values in matching.items()}
         counts.stored += len(frame)
-        return self._table(frame, pseudonyms, tokens)
+        return self._table(frame, pseudonyms, tokens, matching)
+
+    def _match_keys(self, frame: pa.Table) -> dict[str, pa.Array]:
+        """The person index's match keys of the rows (only strong keys, all empty, where the contract sends
+        nothing to match on)."""
+        inputs = {name.removeprefix(_MATCH): frame.column(name).combine_chunks()
+                  for name in frame.column_names if name.startswith(_MATCH)}
+        if not self.context.bound.contract.matches:
+            return {_STRONG: empty_lists(len(frame))}
+        return match_columns(self.context.records.match_keys, inputs, len(frame))
 
     def _token_pseudonyms(self, digits: pa.ChunkedArray) -> pa.Array:
         """Each NHS number's source token, re-keyed as a trust's token is: the index's bridge to trust rows."""
@@ -271,7 +286,8 @@ class _Batch:
         source = _hash(records.sources.pseudonymiser, "nhs_number", digits, repeats)
         return _hash(self.context.pseudonymiser, TOKEN_TYPE, pa.chunked_array([source]), repeats)
 
-    def _table(self, frame: pa.Table, pseudonyms: dict[Column, pa.Array], tokens: dict[Column, pa.Array]) -> pa.Table:
+    def _table(self, frame: pa.Table, pseudonyms: dict[Column, pa.Array], tokens: dict[Column, pa.Array],
+               matching: dict[str, pa.Array]) -> pa.Table:
         """Rows in the writer's schema, with their row numbers alongside to keep the file's order."""
         context = self.context
         rows = len(frame)
@@ -279,15 +295,17 @@ class _Batch:
         stored = {column.output_name or "": values for column, values in pseudonyms.items()}
         subject = pc.coalesce(*stored.values()) if stored else pa.nulls(rows, pa.string())
         anchor = _DATE + (context.retention_column or "")
-        person_ids = [(context.records.kind(c.id_type or ""), v) for c, v in pseudonyms.items() if c.names_a_person]
-        person_ids += [(TOKEN_TYPE, values) for values in tokens.values()]
+        person_ids = [(kind, values) for column, pseudonym in pseudonyms.items() if column.names_a_person
+                      for kind, values in [(context.records.kind(column.id_type or ""), pseudonym),
+                                           (TOKEN_TYPE, tokens.get(column))] if values is not None]
         groups = [(None, v) for c, v in pseudonyms.items() if not c.names_a_person]
         values = {**{name: frame.column(name) for name in frame.column_names}, **stored,
                   curated.SUBJECT_ID: subject, curated.INGEST_ID: pa.array([context.ingest_id] * rows, pa.string()),
                   curated.PURGE_MONTH: self._purge_months(frame.column(anchor) if anchor in frame.column_names
                                                           else None, rows),
                   curated.ROW: frame.column(_ROW), curated.LINKAGE + "ids": id_lists(person_ids, rows),
-                  curated.LINKAGE + "groups": id_lists(groups, rows)}
+                  curated.LINKAGE + "groups": id_lists(groups, rows),
+                  **{curated.LINKAGE + name: values for name, values in matching.items()}}
         arrays = [pc.cast(values[field.name], field.type) if field.name in values else pa.nulls(rows, field.type)
                   for field in schema]
         return pa.Table.from_arrays([*arrays, frame.column(_ROW)], schema=schema.append(pa.field(_ROW, pa.int64())))
@@ -332,12 +350,18 @@ class _Checks:
         """Normalised identifiers, by contract column."""
         self.consent: pa.Array | None = None
         births: list[tuple[Column, pa.Array]] = []
+        self.match: dict[str, pa.Array] = {}
+        """What the person index matches on, by field, as the row path keeps it (`CheckedRow.match`)."""
         for column, position, kind in context.bound.present:
             if kind == "direct":
+                if column.match:
+                    self._kept_for_matching(column, trimmed[position], ascii_cells.get(position))
                 continue
             cells = trimmed[position]
             passes, values = self._checked(column, kind, cells, ascii_cells.get(position))
             self.ok.append(passes)
+            if column.match:
+                self.match[column.match] = self._full_postcodes(cells) if kind == "postcode" else values
             if kind == "identifier":
                 self.identifiers[column] = values
             elif kind == "consent":
@@ -375,10 +399,35 @@ class _Checks:
             passes = pc.or_(passes, blank)
         return passes, values
 
+    def _kept_for_matching(self, column: Column, cells: pa.Array, ascii_cells: pa.Array | None) -> None:
+        """A name (or a trust's name tokens) is never checked or stored, only matched on. Here a cell passes when
+        the row path would keep it as it is: a name within the column's length, tokens in the source tool's form.
+        A blank passes and matches on nothing."""
+        length = pc.binary_length(cells)
+        blank = pc.equal(length, 0)
+        if column.match == "name_tokens":
+            kept = pc.and_(pc.match_substring_regex(cells, f"^(?:{NAME_TOKENS_PATTERN})$"),
+                           pc.less_equal(length, NAME_TOKENS_LIMIT))
+        else:
+            kept = pc.less_equal(length, column.max_length)
+        if ascii_cells is not None:
+            kept = pc.and_(kept, ascii_cells)
+        self.ok.append(pc.or_(blank, kept))
+        self.match[column.match or ""] = pc.if_else(blank, pa.scalar(None, pa.string()), cells)
+
+    @staticmethod
+    def _full_postcodes(cells: pa.Array) -> pa.Array:
+        """The whole postcode (`SW9 8AB`) where the cell is one, as `generalise.full_postcode` writes it."""
+        encoded, parts = _postcode_parts(cells)
+        inward = pc.binary_join_element_wise(pc.struct_field(parts, [1]), pc.struct_field(parts, [2]), "")
+        return pc.binary_join_element_wise(pc.struct_field(parts, [0]), inward, " ").take(encoded.indices)
+
     def frame(self, numbers: pa.Array) -> pa.Table:
-        """Everything the accepted rows need, as one table to filter: outputs, dates, identifiers, consent."""
+        """Everything the accepted rows need, as one table to filter: outputs, dates, identifiers, consent and
+        what the person index matches on."""
         columns = {**self.outputs, **{_DATE + name: values for name, values in self.dates.items()},
-                   **{_ID + column.name: values for column, values in self.identifiers.items()}, _ROW: numbers}
+                   **{_ID + column.name: values for column, values in self.identifiers.items()},
+                   **{_MATCH + name: values for name, values in self.match.items()}, _ROW: numbers}
         if self.consent is not None:
             columns[_CONSENT] = self.consent
         return pa.table(columns)
@@ -463,13 +512,26 @@ def _nhs_numbers(cells: pa.Array) -> tuple[pa.Array, pa.Array]:
 def _postcodes(column: Column, cells: pa.Array) -> tuple[pa.Array, pa.Array]:
     """The row path's postcode pattern, run once per distinct cell by Arrow's regex engine (ASCII cells only
     reach here, and in a plain line the only whitespace is a space or a tab)."""
-    encoded = cells.dictionary_encode()
-    parts = pc.extract_regex(pc.ascii_upper(encoded.dictionary), _POSTCODE)
+    encoded, parts = _postcode_parts(cells)
     matched = pc.is_valid(parts)
     outward = pc.struct_field(parts, [0])
     if column.generalise == "postcode_sector":
         outward = pc.binary_join_element_wise(outward, pc.struct_field(parts, [1]), " ")
     return matched.take(encoded.indices), outward.take(encoded.indices)
+
+
+def _strong_key_hits(strong_keys: pa.ListArray, wanted: pa.Array) -> pa.Array:
+    """Rows with a strong match key on the suppression register (as the row path checks them)."""
+    hits = np.zeros(len(strong_keys), dtype=bool)
+    owners = np.asarray(pc.list_parent_indices(strong_keys), np.int64)
+    hits[owners[_bools(pc.is_in(strong_keys.flatten(), wanted))]] = True
+    return pa.array(hits)
+
+
+def _postcode_parts(cells: pa.Array) -> tuple[pa.DictionaryArray, pa.StructArray]:
+    """The distinct cells and, for each, the parts of the postcode pattern (null where it does not match)."""
+    encoded = cells.dictionary_encode()
+    return encoded, pc.extract_regex(pc.ascii_upper(encoded.dictionary), _POSTCODE)
 
 
 def _hash(pseudonymiser: Pseudonymiser, id_type: str, values: pa.ChunkedArray, repeats: dict[str, bool]) -> pa.Array:

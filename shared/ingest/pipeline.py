@@ -358,9 +358,9 @@ def transform(spooled: IO[bytes], policy: Policy, upload: Upload, ingest_id: str
     records = RecordMaker(key.material, pseudonymiser, upload.partner_id, previous_keys)
     handler = _RowHandler(policy, dataset, upload, ingest_id, records, register)
     upload.reader = "rows"
-    # Names become match keys one row at a time, and while an earlier root key is still read after a rotation each
-    # identifier is pseudonymised under it too: such files take the row path.
-    if columnar.can_read(profile, limits.max_line_chars) and not dataset.contract.matches and not records.previous:
+    # While an earlier root key is still read after a rotation, each identifier is pseudonymised under it too:
+    # such files take the row path.
+    if columnar.can_read(profile, limits.max_line_chars) and not records.previous:
         rows.close()  # the row reader lets go of the file before Arrow reads it
         spooled.seek(0)
         try:
