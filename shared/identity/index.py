@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import logging
+import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -74,21 +75,18 @@ class PersonIndex:
     # Writing an upload's records ----------------------------------------------------------------------------
 
     def write_records(self, ingest_id: str, partner: str, dataset: str, parts: Iterable[tuple[str, pa.Table]]) -> int:
-        """One blob for the whole upload: each part is one curated file's rows (LOCAL_FIELDS). Idempotent."""
-        tables = []
-        for file, local in parts:
-            rows = local.num_rows
-            constant = {"ingest_id": ingest_id, "partner": partner, "dataset": dataset, "file": file}
-            columns = {name: pa.array([value] * rows, pa.string()) for name, value in constant.items()}
-            columns |= {name: local.column(name) for name in local.column_names}
-            columns |= {f.name: pa.nulls(rows, f.type) for f in LOCAL_FIELDS if f.name not in columns}  # no tokens
-            columns["record"] = pc.binary_join_element_wise(columns["ingest_id"], pc.cast(local.column("row"),
-                                                                                          pa.string()), ":")
-            tables.append(pa.table({f.name: pc.cast(columns[f.name], f.type) for f in RECORD_SCHEMA},
-                                   schema=RECORD_SCHEMA))
-        table = pa.concat_tables(tables) if tables else RECORD_SCHEMA.empty_table()
-        self._upload(f"{RECORDS}{ingest_id}.parquet", table)
-        return table.num_rows
+        """One blob for the whole upload: each part is some of one curated file's rows (LOCAL_FIELDS). Idempotent.
+        Parts are written one after another to a local file, so a large upload's records are never all in memory."""
+        rows = 0
+        with tempfile.TemporaryFile() as spooled:
+            with pq.ParquetWriter(spooled, RECORD_SCHEMA, compression="zstd") as writer:
+                writer.write_table(RECORD_SCHEMA.empty_table())
+                for file, local in parts:
+                    writer.write_table(_records(ingest_id, partner, dataset, file, local))
+                    rows += local.num_rows
+            spooled.seek(0)
+            self.container.get_blob_client(f"{RECORDS}{ingest_id}.parquet").upload_blob(spooled, overwrite=True)
+        return rows
 
     def forget_records(self, records: set[str]) -> int:
         """Erasure: take these records out of their upload's record file (conditional on its ETag)."""
@@ -273,6 +271,18 @@ class PersonIndex:
 
     def _upload_bytes(self, name: str, data: bytes) -> None:
         self.container.get_blob_client(name).upload_blob(data, overwrite=True)
+
+
+def _records(ingest_id: str, partner: str, dataset: str, file: str, local: pa.Table) -> pa.Table:
+    """Rows of one curated file's linkage columns as the index stores them: each named by its record id."""
+    rows = local.num_rows
+    constant = {"ingest_id": ingest_id, "partner": partner, "dataset": dataset, "file": file}
+    columns = {name: pa.array([value] * rows, pa.string()) for name, value in constant.items()}
+    columns |= {name: local.column(name) for name in local.column_names}
+    columns |= {f.name: pa.nulls(rows, f.type) for f in LOCAL_FIELDS if f.name not in columns}  # no tokens
+    columns["record"] = pc.binary_join_element_wise(columns["ingest_id"], pc.cast(local.column("row"), pa.string()),
+                                                    ":")
+    return pa.table({f.name: pc.cast(columns[f.name], f.type) for f in RECORD_SCHEMA}, schema=RECORD_SCHEMA)
 
 
 def _key_table(records: pa.Table, person_key: pa.ChunkedArray) -> pa.Table:
