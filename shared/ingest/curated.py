@@ -14,6 +14,7 @@ tokens) in a file of their own, which goes to the restricted linkage store and n
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -191,6 +192,14 @@ def download(storage: Any, name: str) -> tuple[pa.Table, Any] | None:
     except ResourceNotFoundError:
         return None
     return read_file(stream.readall()), stream.properties
+
+
+def row_groups(path: Path) -> Iterator[pa.Table]:
+    """A local Parquet file a row group at a time, each read alone: a large file is never all in memory (reading
+    batches across row groups, or with pre-buffering, holds several at once)."""
+    parquet = pq.ParquetFile(path, pre_buffer=False)
+    for index in range(parquet.num_row_groups):
+        yield parquet.read_row_group(index)
 
 
 def read_file(data: bytes) -> pa.Table:

@@ -28,8 +28,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobType
@@ -55,8 +53,6 @@ log = logging.getLogger("fdp.ingest")
 REJECTED_EVENT = "fdp.ingest.rejected"
 names.redact_sdk_urls()
 
-LINKAGE_BATCH_ROWS = 50_000
-"""Rows of linkage columns read back at a time to write the upload's index records: memory stays flat."""
 STEPS = ("processed", "curated", "indexed", "receipt", "ledger", "audited", "replaced", "deleted")
 """The points between steps where a crash can happen; tests inject one after each."""
 
@@ -287,9 +283,8 @@ class IngestPipeline:
                     data, overwrite=True, max_concurrency=2, metadata=metadata)
         self._checkpoint("curated")
         self.index.write_records(ingest_id, upload.partner_id, dataset.name,
-                                 ((upload.files[month], pa.Table.from_batches([batch]))
-                                  for month, path in upload.linkage.items()
-                                  for batch in pq.ParquetFile(path).iter_batches(LINKAGE_BATCH_ROWS)))
+                                 ((upload.files[month], part) for month, path in upload.linkage.items()
+                                  for part in curated.row_groups(path)))
         if prepared.plan is not None:
             self.replacer.save(prepared.plan)
             upload.replacements = prepared.plan.name
