@@ -295,9 +295,12 @@ class _Batch:
         stored = {column.output_name or "": values for column, values in pseudonyms.items()}
         subject = pc.coalesce(*stored.values()) if stored else pa.nulls(rows, pa.string())
         anchor = _DATE + (context.retention_column or "")
-        person_ids = [(kind, values) for column, pseudonym in pseudonyms.items() if column.names_a_person
-                      for kind, values in [(context.records.kind(column.id_type or ""), pseudonym),
-                                           (TOKEN_TYPE, tokens.get(column))] if values is not None]
+        person_ids: list[tuple[str | None, pa.Array]] = []
+        for column, pseudonym in pseudonyms.items():
+            if column.names_a_person:  # as on the row path: each identifier, then its NHS number token if any
+                person_ids.append((context.records.kind(column.id_type or ""), pseudonym))
+                if column in tokens:
+                    person_ids.append((TOKEN_TYPE, tokens[column]))
         groups = [(None, v) for c, v in pseudonyms.items() if not c.names_a_person]
         values = {**{name: frame.column(name) for name in frame.column_names}, **stored,
                   curated.SUBJECT_ID: subject, curated.INGEST_ID: pa.array([context.ingest_id] * rows, pa.string()),
