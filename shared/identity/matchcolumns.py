@@ -61,8 +61,7 @@ def match_columns(keys: MatchKeys, inputs: Mapping[str, pa.Array], rows: int) ->
            "date_of_birth": keys.keyed_column("dob", born_text), "birth_month": keys.keyed_column("born", month),
            "dob_swapped": keys.keyed_column("dob", swapped)}
     postcode = inputs.get("postcode", pa.nulls(rows, pa.string()))
-    for name, keyed in zip(("postcode", "district", "sector"), _per_distinct_many(postcode, _postcode_texts, 3),
-                           strict=True):
+    for name, keyed in zip(("postcode", "district", "sector"), _postcode_texts(postcode), strict=True):
         out[name] = keys.keyed_column(name, keyed)
     strong = _strong_keys(keys, first, surname, born_text, swapped)
     if "name_tokens" in inputs:
@@ -108,9 +107,14 @@ def _birth_texts(born: date) -> tuple[str, str, str | None]:
     return born.isoformat(), f"{born:%Y-%m}", _swapped(born).isoformat() if _swappable(born) else None
 
 
-def _postcode_texts(postcode: str) -> tuple[str, str, str | None]:
-    outward, _, inward = postcode.partition(" ")
-    return postcode, outward, f"{outward} {inward[:1]}" if inward else None
+def _postcode_texts(postcodes: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """The postcode, its district and its sector, as `MatchKeys.tokens` splits them (by Arrow: postcodes seldom
+    repeat in a file): the district before the first space, the sector that and the next character, if any."""
+    parts = pc.extract_regex(postcodes, r"^(?P<outward>[^ ]*)(?: (?P<next>.?))?")
+    outward, following = pc.struct_field(parts, [0]), pc.struct_field(parts, [1])
+    sector = pc.if_else(pc.equal(following, ""), pa.scalar(None, pa.string()),
+                        pc.binary_join_element_wise(outward, following, " "))
+    return postcodes, outward, sector
 
 
 def _per_distinct(values: pa.Array, convert: Callable[[Any], Any], kind: pa.DataType = STRING) -> pa.Array:

@@ -222,11 +222,11 @@ class MatchKeys(_TokenMaker):
     def keyed_column(self, kind: str, values: pa.Array) -> pa.Array:
         if kind in AT_SOURCE:
             return self.from_source_column(kind, self._source.keyed_column(kind, values))
-        return self._linkage.pseudonyms_of(f"mk:{kind}", values)
+        return self._linkage.pseudonyms_of(f"mk:{kind}", values, repeating=not kind.startswith("k:"))
 
     def from_source_column(self, kind: str, tokens: pa.Array) -> pa.Array:
         """Tokens made under the source key, re-keyed under the linkage key: `_from_source` for a column."""
-        return self._linkage.pseudonyms_of(f"mk:src:{kind}", tokens)
+        return self._linkage.pseudonyms_of(f"mk:src:{kind}", tokens, repeating=not kind.startswith("k:"))
 
     def tokens(self, identity: Identity) -> dict[str, object]:
         out = super().tokens(identity)
@@ -255,7 +255,7 @@ class SourceNames(_TokenMaker):
         return self._at_source.pseudonym(f"mk:{kind}", value)
 
     def keyed_column(self, kind: str, values: pa.Array) -> pa.Array:
-        return self._at_source.pseudonyms_of(f"mk:{kind}", values)
+        return self._at_source.pseudonyms_of(f"mk:{kind}", values, repeating=not kind.startswith("k:"))
 
     def text(self, first: str | None, surname: str | None, born: date | None) -> str:
         """The cell the tool writes: each name column's tokens, and the strong keys where the birth date is

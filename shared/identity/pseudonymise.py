@@ -167,11 +167,18 @@ class Pseudonymiser:
         return pa.StringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(hexed))
 
 
-    def pseudonyms_of(self, id_type: str, values: pa.Array) -> pa.StringArray:
-        """`pseudonym(id_type, value)` for a column of values: each distinct value hashed once, nulls kept null."""
-        encoded = values.dictionary_encode()
-        messages = pc.binary_join_element_wise(pa.scalar(f"{id_type}:"), encoded.dictionary, "")
-        return self.pseudonyms(messages).take(encoded.indices)
+    def pseudonyms_of(self, id_type: str, values: pa.Array, *, repeating: bool = True) -> pa.StringArray:
+        """`pseudonym(id_type, value)` for a column of values, nulls kept null: each distinct value hashed once
+        where values repeat, every value straight through where they seldom do."""
+        if repeating:
+            encoded = values.dictionary_encode()
+            return self.pseudonyms_of(id_type, encoded.dictionary, repeating=False).take(encoded.indices)
+        messages = pc.binary_join_element_wise(pa.scalar(f"{id_type}:"), values.drop_null(), "")
+        hashed = self.pseudonyms(messages)
+        if not values.null_count:
+            return hashed
+        present = np.asarray(pc.is_valid(values), bool)
+        return hashed.take(pa.array(np.cumsum(present) - 1, mask=~present))
 
 
 @cache

@@ -544,23 +544,11 @@ def _hash(pseudonymiser: Pseudonymiser, id_type: str, values: pa.ChunkedArray, r
     values costs a good part of hashing them all, so a column whose last batch barely repeated is hashed
     straight through; `repeats` carries that from batch to batch."""
     values = values.combine_chunks()
-    encoded = values.dictionary_encode() if repeats.get(id_type, True) else None
-    distinct = encoded.dictionary if encoded is not None else values
-    if encoded is not None:
-        repeats[id_type] = len(distinct) < DISTINCT_WORTH_IT * max(len(values), 1)
-    messages = pc.binary_join_element_wise(pa.scalar(f"{id_type}:"), distinct, "")
-    pseudonyms = pseudonymiser.pseudonyms(messages.drop_null())
-    if encoded is not None:
-        return pseudonyms.take(encoded.indices)
-    return _spread(pseudonyms, values)
-
-
-def _spread(present: pa.Array, values: pa.Array) -> pa.Array:
-    """Values computed for the non-null entries, put back in their places with nulls between."""
-    if values.null_count == 0:
-        return present
-    valid = _bools(values.is_valid())
-    return present.take(pa.array(np.cumsum(valid) - 1, mask=~valid))
+    if not repeats.get(id_type, True):
+        return pseudonymiser.pseudonyms_of(id_type, values, repeating=False)
+    encoded = values.dictionary_encode()
+    repeats[id_type] = len(encoded.dictionary) < DISTINCT_WORTH_IT * max(len(values), 1)
+    return pseudonymiser.pseudonyms_of(id_type, encoded.dictionary, repeating=False).take(encoded.indices)
 
 
 def _value_type(column: Column, kind: str) -> pa.DataType:
