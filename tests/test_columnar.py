@@ -384,3 +384,45 @@ def test_match_keys_a_column_at_a_time_are_the_row_recipes(rows):
                                     for key in made.get(name, [])]
         wanted = expected.columns("")
         assert {name: columns[name][index] for name in columns} == {name: wanted[name] for name in columns}
+
+
+def workbook(lines: list[list[object]], header: list[str] = HEADER) -> bytes:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    for row in [header, *lines]:
+        sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+sheet_cells = st.lists(st.tuples(cell_choices, odd_cells, st.sampled_from(["", "\n", "\r\n", " \t", "\u2003"])),
+                       min_size=1, max_size=30)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=sheet_cells, blank_every=st.integers(0, 5))
+def test_excel_sheets_take_the_columnar_path_with_the_row_paths_result(rows, blank_every, tmp_path, monkeypatch):
+    """An Excel cell may hold what no plain CSV line does (a line break, a carriage return, Unicode spaces at its
+    edges): such a row goes to the row path whole, the rest are read a column at a time."""
+    lines: list[list[object]] = []
+    for choices, odd, edge in rows:
+        line = pick(choices, odd)
+        line[choices[0] % len(line)] = edge + line[choices[0] % len(line)] + edge
+        lines.append(line)
+    if blank_every:
+        for index in range(blank_every, len(lines), blank_every + 1):
+            lines.insert(index, [None] * len(HEADER) if index % 2 else ["\u00a0"])
+    lines.append([1, 2.5, None, date(2024, 1, 5)])  # numbers and dates as Excel holds them: a row of errors
+    reader, _ = both_paths(policy_file(tmp_path), workbook(lines), monkeypatch)
+    assert reader == "columnar"
+
+
+def test_an_excel_row_wider_than_the_header_sends_the_sheet_to_the_row_path(tmp_path, monkeypatch):
+    lines: list[list[object]] = [pick([i % 5] * len(HEADER)) for i in range(6)]
+    lines[3] = [*lines[3], "a cell past the header"]
+    reader, (counts, listed, *_) = both_paths(policy_file(tmp_path), workbook(lines), monkeypatch)
+    assert reader == "rows"
+    assert [p["rule"] for p in listed] == ["row.field_count"] and counts["read"] == 6

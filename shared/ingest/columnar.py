@@ -18,7 +18,8 @@ order. It is built to be conservative, so that sameness holds by construction:
 from __future__ import annotations
 
 import codecs
-from collections.abc import Callable, Iterator
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import IO, Any, Protocol, TypeGuard
@@ -46,6 +47,10 @@ gain little speed; peak memory grows by about six times the block size."""
 _ROW, _CONSENT, _DATE, _ID, _MATCH = "__row", "__consent", "__date:", "__id:", "__match:"
 _STRONG = "strong_keys"
 """Working columns beside the curated ones while a batch is checked (curated names never start with __)."""
+SHEET_BATCH_ROWS = 32_768
+"""Rows of an Excel sheet checked at a time (about a CSV block's worth)."""
+_CONTROL = "[\x00-\x08\x0a-\x1f\x7f]"
+"""Control characters other than the tab, which Python's strip() and the row path's rules may treat otherwise."""
 _SPACES = " \t"
 """What Python's strip() removes from an ASCII cell of a plain line (other whitespace is a control byte)."""
 _NHS_WEIGHTS = np.arange(10, 0, -1)
@@ -94,6 +99,9 @@ class Context:
     """The scan's: UTF-8 (BOM or not) or Windows-1252, which is turned into UTF-8 a block at a time."""
     quoted: bool = False
     """The file holds a quote character: each block's lines are checked to be whole records before Arrow reads them."""
+    scanned: bool = True
+    """Cells come from the lines of a text file the scan checked (no control characters); an Excel sheet's may hold
+    any character, so there a cell with a control character is left to the row path."""
     repeats: dict[str, bool] = field(default_factory=dict)
     """Per identifier type: whether its values repeated enough in the last batch to hash distinct ones only."""
     left_out: RowList = field(default_factory=RowList)
@@ -112,6 +120,27 @@ def transform(fh: IO[bytes], context: Context, counts: RowCounts, writer: curate
         numbers = np.arange(first_row, first_row + batch.num_rows)
         first_row += batch.num_rows
         _Batch(context, batch, numbers, counts).store(writer)
+
+
+def transform_rows(rows: Iterable[tuple[int, list[str]]], context: Context, counts: RowCounts,
+                   writer: curated.CuratedWriter) -> None:
+    """Rows already split into cells (an Excel sheet, by calamine), checked a batch at a time as a CSV file's are.
+    A row of another width, or a sheet the reader refuses part way (a cell over the limit), goes back to the row
+    path whole (`Fallback`), which names the row and the rule in file order."""
+    names = [f"c{i}" for i in range(context.bound.width)]
+    iterator = iter(rows)
+    while True:
+        try:
+            chunk = list(itertools.islice(iterator, SHEET_BATCH_ROWS))
+        except FileRejected:
+            raise Fallback from None
+        if not chunk:
+            return
+        if any(len(cells) != len(names) for _, cells in chunk):
+            raise Fallback
+        columns = zip(*(cells for _, cells in chunk), strict=True)
+        batch = pa.RecordBatch.from_arrays([pa.array(column, pa.string()) for column in columns], names)
+        _Batch(context, batch, np.array([number for number, _ in chunk]), counts).store(writer)
 
 
 def _batches(fh: IO[bytes], width: int, encoding: str, quoted: bool) -> Iterator[pa.RecordBatch]:
@@ -167,12 +196,20 @@ class _Batch:
         self.trim = pc.ascii_trim if context.ascii else pc.utf8_trim
         self.trimmed = {position: self.trim(batch.column(position), _SPACES)
                         for column, position, kind in context.bound.present if kind != "direct" or column.match}
-        self.ascii = {} if context.ascii else {position: pc.string_is_ascii(batch.column(position))
+        self.ascii = {} if context.ascii else {position: self._simple(batch.column(position))
                                                for position in self.trimmed}
         blank = self._blank()
         if blank.any():
             keep = pa.array(~blank)
             self._narrow(lambda array: array.filter(keep), numbers[~blank])
+
+    def _simple(self, cells: pa.Array) -> pa.Array:
+        """Cells Arrow trims and checks exactly as Python does: ASCII, and free of control characters where the
+        scan has not already ruled them out."""
+        simple = pc.string_is_ascii(cells)
+        if not self.context.scanned:
+            simple = pc.and_(simple, pc.invert(pc.match_substring_regex(cells, _CONTROL)))
+        return simple
 
     def _narrow(self, select: Callable[[Any], Any], numbers: np.ndarray) -> None:
         """Keep only some rows of the batch and of everything computed from it so far."""
@@ -194,7 +231,7 @@ class _Batch:
             trimmed = _take(self.trimmed[position], rows) if position in self.trimmed else self.trim(cells, _SPACES)
             empty = pc.equal(pc.binary_length(trimmed), 0)
             if not context.ascii:  # a cell of non-ASCII whitespace is blank to Python: decided below
-                empty = pc.or_(empty, pc.invert(pc.string_is_ascii(cells)))
+                empty = pc.or_(empty, pc.invert(self._simple(cells)))
             doubt = doubt[_bools(empty)]
         blank = np.zeros(batch.num_rows, dtype=bool)
         for index in doubt:

@@ -75,7 +75,7 @@ def read_table(fh: IO[bytes], max_line_chars: int) -> tuple[list[str], Generator
     if first is None:
         raise FileRejected(Problem("file.empty", "the file is empty"))
     _, header = first
-    return header, (row for row in rows if any(cell.strip() for cell in row[1])), profile
+    return header, (row for row in rows if "".join(row[1]).strip()), profile  # some cell has text
 
 
 @dataclass(frozen=True)
@@ -180,11 +180,11 @@ def _xlsx_rows(fh: IO[bytes], max_cell_chars: int) -> Iterator[tuple[int, list[s
     try:
         rows = _calamine_rows(fh) if sheet_bytes <= XLSX_IN_MEMORY_BYTES else _openpyxl_rows(fh)
         for number, values in enumerate(rows, start=1):
-            cells = [_cell_text(value) for value in values]
+            cells = [value if type(value) is str else _cell_text(value) for value in values]
             if number == 1:
                 width = _used_width(cells)
             cells = _fit(cells, width)
-            if any(len(cell) > max_cell_chars for cell in cells):
+            if max(map(len, cells), default=0) > max_cell_chars:
                 raise FileRejected(Problem("file.line_too_long", f"a cell is longer than {max_cell_chars} characters",
                                            row=number))
             yield number, cells

@@ -360,12 +360,16 @@ def transform(spooled: IO[bytes], policy: Policy, upload: Upload, ingest_id: str
     upload.reader = "rows"
     # While an earlier root key is still read after a rotation, each identifier is pseudonymised under it too:
     # such files take the row path.
-    if columnar.can_read(profile, limits.max_line_chars) and not records.previous:
-        rows.close()  # the row reader lets go of the file before Arrow reads it
-        spooled.seek(0)
+    sheet = profile is None
+    if (sheet or columnar.can_read(profile, limits.max_line_chars)) and not records.previous:
         try:
             context = _columnar_context(policy, upload, ingest_id, bound, handler, records, register, profile)
-            columnar.transform(spooled, context, upload.counts, writer)
+            if sheet:
+                columnar.transform_rows(rows, context, upload.counts, writer)
+            else:
+                rows.close()  # the row reader lets go of the file before Arrow reads it
+                spooled.seek(0)
+                columnar.transform(spooled, context, upload.counts, writer)
             upload.reader = "columnar"
         except columnar.Fallback:
             log.info("ingest %s: a row is not plain CSV; reading the file again row by row", ingest_id)
@@ -385,16 +389,22 @@ def transform(spooled: IO[bytes], policy: Policy, upload: Upload, ingest_id: str
 
 
 def _columnar_context(policy: Policy, upload: Upload, ingest_id: str, bound: BoundContract, handler: _RowHandler,
-                      records: RecordMaker, register: SuppressionSnapshot, profile: TextProfile) -> columnar.Context:
+                      records: RecordMaker, register: SuppressionSnapshot,
+                      profile: TextProfile | None) -> columnar.Context:
+    """What the columnar path needs to know; an Excel sheet (no text profile) may hold any character in a cell."""
     dataset = upload.dataset
     assert dataset is not None
+    limits, scanned = policy.programme.limits, profile is not None
+    if profile is None:
+        profile = TextProfile(encoding="utf-8", ascii=False, longest_line=limits.max_line_chars, quoted=False,
+                              lone_carriage_return=False)
     return columnar.Context(
         bound=bound, handler=handler, pseudonymiser=records.pseudonymiser, records=records, partner=upload.partner_id,
         ingest_id=ingest_id,
         received=upload.received_at.date(), needs_consent=dataset.basis == "consent",
         suppressed=register.suppressed(dataset.basis), retention_column=dataset.retention.column,
         max_rows=policy.programme.limits.max_rows, ascii=profile.ascii, longest_line=profile.longest_line,
-        encoding=profile.encoding, quoted=profile.quoted, left_out=upload.left_out)
+        encoding=profile.encoding, quoted=profile.quoted, scanned=scanned, left_out=upload.left_out)
 
 
 class _RowHandler:
