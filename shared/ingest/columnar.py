@@ -45,8 +45,8 @@ BLOCK_BYTES = 4 * 1024 * 1024
 """The file is read in blocks of about this size, each one batch (about 38,000 rows of 12 columns). Larger blocks
 gain little speed; peak memory grows by about six times the block size."""
 _ROW, _CONSENT, _DATE, _ID, _MATCH = "__row", "__consent", "__date:", "__id:", "__match:"
-_STRONG = "strong_keys"
 """Working columns beside the curated ones while a batch is checked (curated names never start with __)."""
+_STRONG = "strong_keys"
 SHEET_BATCH_ROWS = 32_768
 """Rows of an Excel sheet checked at a time (about a CSV block's worth)."""
 _CONTROL = "[\x00-\x08\x0a-\x1f\x7f]"
@@ -311,10 +311,10 @@ class _Batch:
     def _match_keys(self, frame: pa.Table) -> dict[str, pa.Array]:
         """The person index's match keys of the rows (only strong keys, all empty, where the contract sends
         nothing to match on)."""
-        inputs = {name.removeprefix(_MATCH): frame.column(name).combine_chunks()
-                  for name in frame.column_names if name.startswith(_MATCH)}
         if not self.context.bound.contract.matches:
             return {_STRONG: empty_lists(len(frame))}
+        inputs = {name.removeprefix(_MATCH): frame.column(name).combine_chunks()
+                  for name in frame.column_names if name.startswith(_MATCH)}
         return match_columns(self.context.records.match_keys, inputs, len(frame))
 
     def _token_pseudonyms(self, digits: pa.ChunkedArray) -> pa.Array:
