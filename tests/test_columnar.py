@@ -57,6 +57,7 @@ partners:
           family_ref: {{role: identifier, type: partner_ref, required: false}}
           child_name: {{role: direct, required: false, match: full_name, max_length: 30}}
           name_tokens: {{role: direct, required: false, match: name_tokens}}
+          nhs_token: {{role: identifier, type: nhs_number_token, required: false}}
           postcode: {{role: quasi, generalise: postcode_sector, match: postcode}}
           home_postcode: {{role: quasi, generalise: postcode_district, required: false}}
           date_of_birth: {{role: quasi, generalise: age_in_months, at: visit_date, match: date_of_birth}}
@@ -71,7 +72,7 @@ partners:
 """
 HEADER = ["nhs_number", "upn", "family_ref", "child_name", "postcode", "home_postcode", "date_of_birth",
           "sibling_dob", "ethnicity", "note", "visit_date", "sessions", "score", "first_visit", "consent",
-          "name_tokens", "extra"]
+          "name_tokens", "nhs_token", "extra"]
 KEY = bytes(range(32))
 RECEIVED = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -98,6 +99,7 @@ GOOD = {  # plain valid cells
     "first_visit": ["Y", "n", ""],
     "consent": ["Y", "Y", "N"],
     "name_tokens": [*_TOKENS, ""],
+    "nhs_token": ["0123456789abcdef0123456789abcdef", "", "fedcba9876543210fedcba9876543210"],
     "extra": ["", "anything"],
 }
 ODD = {  # cells the row path accepts in some other form, or refuses
@@ -122,6 +124,8 @@ ODD = {  # cells the row path accepts in some other form, or refuses
     "consent": ["yes", "1", "", "?", "Y\u00a0", "ｙ"],
     "name_tokens": ["Amara Okafor", _TOKENS[0] + ";" + _TOKENS[1], "nickname=" + "a" * 32, _TOKENS[2].upper(),
                     _TOKENS[0] + ";", " " + _TOKENS[1]],
+    "nhs_token": ["0123456789ABCDEF0123456789ABCDEF", "0123456789abcdef0123456789abcde", "g" * 32,
+                  "01234567 89abcdef0123456789abcdef", "０123456789abcdef0123456789abcdef"],
     "extra": ["\u00a0", 'said "hello", twice'],  # quoted in some files; in an unquoted one a row of another width
 }
 
@@ -222,7 +226,7 @@ def test_row_limits_and_whole_file_rejections_match(rows, max_rows, invalid_rows
 
 
 def test_a_plain_file_is_read_by_the_columnar_path_and_its_rows_keep_their_order(tmp_path, monkeypatch):
-    lines = [pick([i % 3, i % 3, i % 3, 0, 0, 0, 0, 0, 0, 0, i % 2, 0, 0, 0, 0, 0, 0]) for i in range(30)]
+    lines = [pick([i % 3, i % 3, i % 3, 0, 0, 0, 0, 0, 0, 0, i % 2, 0, 0, 0, 0, 0, 0, 0]) for i in range(30)]
     lines[7][4] = "not a postcode"  # goes to the row path, and its neighbours stay in order around it
     reader, (counts, listed, _, stored, _) = both_paths(policy_file(tmp_path), csv_file(lines), monkeypatch)
     assert reader == "columnar"
@@ -236,7 +240,7 @@ def test_a_plain_file_is_read_by_the_columnar_path_and_its_rows_keep_their_order
 
 
 def test_suppressed_people_are_counted_and_dropped_on_both_paths(tmp_path, monkeypatch):
-    lines = [pick([i, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]) for i in range(6)]
+    lines = [pick([i, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]) for i in range(6)]
     suppressed = Pseudonymiser(KEY).pseudonym("nhs_number", _NHS[1])
     reader, (counts, *_) = both_paths(policy_file(tmp_path), csv_file(lines), monkeypatch,
                                       suppressed={suppressed: {"consent"}, "someone-else": {"all"}})

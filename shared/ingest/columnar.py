@@ -479,6 +479,9 @@ class _Checks:
         """(passes, value) for each non-blank cell, as the row path's `value` would decide it."""
         if kind == "identifier" and column.id_type == "nhs_number":
             return _nhs_numbers(cells)
+        if kind == "identifier" and column.id_type == TOKEN_TYPE:  # as `_normalise_token`: lower case, 32 hex digits
+            lowered = pc.ascii_lower(cells)
+            return pc.match_substring_regex(lowered, "^[0-9a-f]{32}$"), lowered
         if kind == "identifier" and column.id_type in ("partner_ref", "partner_pseudonym"):
             # Trimmed printable ASCII with no tab inside is exactly what the row path's pattern allows here.
             fits = pc.and_(pc.invert(pc.match_substring(cells, "\t")),
