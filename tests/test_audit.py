@@ -5,6 +5,8 @@ signing runs through the real azure-keyvault-keys clients against tests/keyvault
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import threading
 
@@ -18,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from devtools.eventgrid import indexed_functions
 from shared import cli
-from shared.platform.audit import GENESIS, HEAD, PARTITION, AuditLog, entry_hash
+from shared.platform.audit import GENESIS, HEAD, PARTITION, AuditLog, chain_for, chain_partition, entry_hash
 from shared.platform.checkpoints import (
     AuditBrokenError,
     AuditCheckpoints,
@@ -233,9 +235,9 @@ def test_a_forged_or_altered_checkpoint_anchors_nothing(storage, vault, local_ke
     signed = checkpoints.write().checkpoint
     assert signed is not None
     document = json.loads(storage.platform_blob(AUDIT_CHECKPOINTS, signed.name).download_blob().readall())
-    altered = {**document, "checkpoint": {**document["checkpoint"], "count": 2, "first": 1,
-                                          "hashes": document["checkpoint"]["hashes"][:2],
-                                          "head": document["checkpoint"]["hashes"][1]}}
+    main = document["checkpoint"]["chains"][""]
+    cut = {**main, "count": 2, "first": 1, "hashes": main["hashes"][:2], "head": main["hashes"][1]}
+    altered = {**document, "checkpoint": {**document["checkpoint"], "count": 2, "chains": {"": cut}}}
     checkpoints.store(f"{2:012d}-altered.json", json.dumps(altered).encode())
     forger = AuditCheckpoints(storage, local_key)  # someone else's key, naming the platform's key version
     payload = {**document["checkpoint"], "at": "2030-01-01T00:00:00.000000+00:00"}
@@ -372,3 +374,133 @@ def test_a_deleted_entry_with_the_rest_renumbered_is_detected(storage, local_key
     problems = checkpoints.verify().problems
     assert any(p.startswith("entry 5 is missing") for p in problems), problems
     assert any(p.startswith("entries 3 to 4 are changed since checkpoint") for p in problems), problems
+
+
+# Several chains: keyed appends (every ingest) go to one of LANES chains by their key, so concurrent ingests do not
+# queue on one head row; the checkpoints sign every chain's head, and the verifier checks each chain end to end.
+
+def keys_on(chain: str, count: int) -> list[str]:
+    """Idempotency keys whose appends land on `chain`."""
+    found, number = [], 0
+    while len(found) < count:
+        if chain_for(f"ingest:{number}") == chain:
+            found.append(f"ingest:{number}")
+        number += 1
+    return found
+
+
+def lane_entity(storage, chain: str, seq: int) -> dict:
+    return dict(storage.table(AUDIT).get_entity(chain_partition(chain), f"{seq:012d}"))
+
+
+def test_keyed_appends_spread_over_chains_each_verified(storage):
+    audit = AuditLog(storage.table(AUDIT))
+    audit.append("admin.call", {"n": 0})
+    appended = [audit.append("ingest.accepted", {"n": n}, key=f"ingest:{n}") for n in range(40)]
+    chains = {entry.chain for entry in appended}
+    assert len(chains) > 8 and "" not in chains, "keyed appends spread over the lanes, off the main chain"
+    assert [entry.details["n"] for entry in audit.entries()] == [0, *range(40)], \
+        "entries() reads every chain, in the order they were appended"
+    result = audit.verify()
+    assert result.ok and result.entries == 41, result.problems
+
+
+def test_a_keyed_append_retried_by_another_writer_appends_nothing(storage):
+    """The retry of an event on another instance: it has no cached head, finds the key row, appends nothing."""
+    [key] = keys_on("03", 1)
+    first = AuditLog(storage.table(AUDIT)).append("ingest.accepted", {"n": 1}, key=key)
+    other = AuditLog(storage.table(AUDIT))
+    other.append("ingest.accepted", {"n": 2}, key=keys_on("03", 2)[1])  # `other` now remembers chain 03's head
+    assert other.append("ingest.accepted", {"n": 1}, key=key) == first
+    assert AuditLog(storage.table(AUDIT)).append("ingest.accepted", {"n": 1}, key=key) == first
+    assert len(AuditLog(storage.table(AUDIT)).entries()) == 2
+
+
+def test_writers_with_stale_heads_never_fork_a_chain(storage):
+    """Each writer appends on the head it last wrote; when another writer moved it, the head's ETag refuses the
+    transaction and the writer reads the head again."""
+    keys = iter(keys_on("05", 30))
+    writers = [AuditLog(storage.table(AUDIT)) for _ in range(3)]
+    for _ in range(4):
+        for writer in writers:
+            writer.append("ingest.accepted", {}, key=next(keys))
+
+    def append_many(audit: AuditLog, mine: list[str]) -> None:
+        for key in mine:
+            audit.append("ingest.accepted", {}, key=key)
+
+    rest = list(keys)
+    threads = [threading.Thread(target=append_many, args=(writer, rest[n::3])) for n, writer in enumerate(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    result = writers[0].verify()
+    assert result.ok and result.entries == 30, result.problems
+    assert writers[0].head("05")["seq"] == 30
+
+
+def test_checkpoints_sign_every_chain_and_name_a_cut_one(storage, local_key, capsys):
+    audit = AuditLog(storage.table(AUDIT))
+    audit.append("admin.call", {})
+    for key in keys_on("07", 5):
+        audit.append("ingest.accepted", {}, key=key)
+    signed = AuditCheckpoints(storage, local_key).write().checkpoint
+    assert signed is not None and signed.count == 6 and set(signed.chains) == {"", "07"}
+    assert signed.chains["07"].head == audit.head("07")["hash"]
+    table = storage.table(AUDIT)
+    for seq in (4, 5):  # entries cut from chain 07's end and its head moved back: the chain alone looks intact
+        table.delete_entity(chain_partition("07"), f"{seq:012d}")
+    head = dict(table.get_entity(chain_partition("07"), HEAD))
+    head.update(seq=3, hash=lane_entity(storage, "07", 3)["hash"])
+    table.update_entity(head, mode=UpdateMode.REPLACE)
+    assert audit.verify().ok
+
+    assert cli.verify_audit(storage, local_key) == 1
+    out = capsys.readouterr().out
+    assert "chain 07: entries 4 to 5 are missing" in out
+    assert "chain 07: the head names entry 3 but checkpoint" in out
+    with pytest.raises(AuditBrokenError, match="chain 07: the head names entry 3"):
+        AuditCheckpoints(storage, local_key).write()
+
+
+def test_a_deleted_chain_and_an_edited_lane_entry_are_named(storage, local_key):
+    audit = AuditLog(storage.table(AUDIT))
+    for key in keys_on("01", 3) + keys_on("02", 3):
+        audit.append("ingest.accepted", {"key": key}, key=key)
+    checkpoints = AuditCheckpoints(storage, local_key)
+    checkpoints.write()
+    table = storage.table(AUDIT)
+    for row in list(table.query_entities(f"PartitionKey eq '{chain_partition('01')}'")):
+        table.delete_entity(row["PartitionKey"], row["RowKey"])  # chain 01 gone: entries, head and key rows
+    row = lane_entity(storage, "02", 2)
+    row["details"] = json.dumps({"key": SECRET})
+    row["hash"] = entry_hash(2, row["at"], row["action"], row["actor"], row["details"], row["prev_hash"])
+    table.update_entity(row, mode=UpdateMode.REPLACE)
+    problems = checkpoints.verify().problems
+    assert any(p.startswith("chain 01: entries 1 to 3 are missing") for p in problems), problems
+    assert any(p.startswith("chain 02: entry 3: does not link") for p in problems), problems
+    assert any(p.startswith("chain 02: entry 2 is changed since checkpoint") for p in problems), problems
+    assert not any(SECRET in p for p in problems)
+
+
+def test_a_checkpoint_of_the_single_chain_format_still_anchors_the_main_chain(storage, local_key):
+    """Checkpoints signed before the log had several chains (format 1: the main chain alone) stay valid."""
+    audit = append(storage, 3)
+    rows = audit.entry_rows()
+    payload = {"kind": "fdp.audit.checkpoint", "format": 1, "alg": "ES256", "key": local_key.current_key_id(),
+               "at": "2026-01-01T00:00:00.000000+00:00", "count": 3, "head": rows[-1]["hash"], "first": 1,
+               "hashes": [row["hash"] for row in rows]}
+    checkpoints = AuditCheckpoints(storage, local_key)
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).digest()
+    signature = base64.urlsafe_b64encode(local_key.sign(payload["key"], digest)).rstrip(b"=").decode()
+    checkpoints.store(f"{3:012d}-format1.json", json.dumps({"checkpoint": payload, "signature": signature}).encode())
+    audit.append("ingest.accepted", {}, key="ingest:later")
+    result = checkpoints.verify()
+    assert result.ok and result.anchored == 3, result.problems
+    assert result.notes == [f"chain {chain_for('ingest:later')}: 1 entry is not anchored yet (the next checkpoint "
+                            "signs them)"]
+    signed = checkpoints.write().checkpoint
+    assert signed is not None and (signed.first, signed.count) == (4, 4)
+    result = checkpoints.verify()
+    assert result.ok and (result.checkpoints, result.anchored, result.notes) == (2, 4, []), result.problems

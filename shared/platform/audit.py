@@ -1,10 +1,16 @@
-"""The audit log: a hash chain in Table storage that a command verifies end to end.
+"""The audit log: hash chains in Table storage that a command verifies end to end.
 
 Every entry holds the previous entry's hash and its own hash over its content, so editing an entry breaks its own
 hash, inserting or deleting one breaks the next entry's link, and a `head` row (seq and hash of the last entry)
 exposes a truncated tail. An append is one table transaction in one partition: it moves the head (only if nobody
 else moved it first), adds the entry and, for idempotent appends, a key row, so a retried event that appends
 "the same" entry again finds its key row and appends nothing.
+
+There are several chains, one partition each, so that concurrent writers do not queue on one head row: the main
+chain (admin calls, rights, retention, reports) and LANES chains for keyed appends (every ingest), each key's
+chain fixed by its hash, so a retried event always meets its key row. A writer remembers the head it last wrote
+and appends on it without reading it again; if another writer moved that head meanwhile, the head's ETag refuses
+the transaction and the writer reads the head and tries again. The signed checkpoints record every chain's head.
 
 The chain alone cannot show what someone with write access to the table does consistently: delete the last
 entries and move the head back, or edit an entry and recompute every later hash and the head. Signed checkpoints
@@ -29,9 +35,36 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
 
 PARTITION = "chain"
+"""The main chain's partition; chain `c` other than the main one ("") lives in partition `chain-c`."""
 HEAD = "head"
 GENESIS = "0" * 64
+LANES = 16
+"""Keyed appends are spread over this many chains by their key. Never change it: a retried event would look for
+its key row on another chain and append its entry a second time."""
 _ATTEMPTS = 20
+
+
+def chain_partition(chain: str) -> str:
+    return PARTITION if not chain else f"{PARTITION}-{chain}"
+
+
+def chain_of_partition(partition: str) -> str | None:
+    """The chain a partition holds, or None for a partition that is not the audit log's."""
+    if partition == PARTITION:
+        return ""
+    return partition.removeprefix(f"{PARTITION}-") if partition.startswith(f"{PARTITION}-") else None
+
+
+def chain_for(key: str | None) -> str:
+    """The chain an append goes to: a keyed one to the lane its key hashes to, any other to the main chain."""
+    if key is None:
+        return ""
+    return f"{int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], 'big') % LANES:02d}"
+
+
+def in_chain(chain: str, problems: list[str]) -> list[str]:
+    """Problems as the operator reads them: the main chain's as they are, another chain's prefixed with its name."""
+    return [f"chain {chain}: {problem}" for problem in problems] if chain else problems
 
 
 @dataclass(frozen=True)
@@ -43,6 +76,17 @@ class AuditEntry:
     details: dict[str, Any]
     prev_hash: str
     hash: str
+    chain: str = ""
+    """Which chain holds it ("" is the main chain); seq counts within that chain."""
+
+
+@dataclass(frozen=True)
+class _Head:
+    """A chain's head as this writer last wrote it."""
+
+    seq: int
+    hash: str
+    etag: str
 
 
 @dataclass(frozen=True)
@@ -53,7 +97,7 @@ class Verification:
     checkpoints: int = 0
     """Checkpoints whose signature verified (0: the chain was checked on its own)."""
     anchored: int = 0
-    """Entries 1..anchored are covered by a verified checkpoint."""
+    """How many entries (over every chain) a verified checkpoint covers."""
     notes: list[str] = field(default_factory=list)
     """What the operator should know that is not a fault (entries not yet anchored, say)."""
 
@@ -71,84 +115,128 @@ class AuditLog:
     def __init__(self, table: TableClient, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._table = table
         self._clock = clock
+        self._heads: dict[str, _Head] = {}
 
     def append(self, action: str, details: dict[str, Any], actor: str = "system",
                key: str | None = None) -> AuditEntry:
-        """Append one entry. With `key`, appending the same key again returns the first entry unchanged."""
+        """Append one entry. With `key`, appending the same key again returns the first entry unchanged.
+
+        Usually one round trip: on the head this writer last wrote, or else on the head read now. A refused
+        transaction (another writer moved the head, or the key row exists) is followed by a look for the key and
+        a fresh read of the head."""
+        chain = chain_for(key)
+        partition = chain_partition(chain)
+        details_json = json.dumps(details, sort_keys=True, separators=(",", ":"))
         for attempt in range(_ATTEMPTS):
-            if key is not None and (existing := self._entry_for_key(key)) is not None:
-                return existing
-            head = self._head()
-            seq = (head["seq"] if head else 0) + 1
-            prev_hash = head["hash"] if head else GENESIS
+            head = self._heads.pop(chain, None) if attempt == 0 else None
+            remembered = head is not None
+            if head is None:
+                if attempt and key is not None and (existing := self._entry_for_key(partition, key)) is not None:
+                    return existing
+                head = self._read_head(partition)
+            seq = (head.seq if head else 0) + 1
+            prev_hash = head.hash if head else GENESIS
             at = self._clock().isoformat(timespec="microseconds")
-            details_json = json.dumps(details, sort_keys=True, separators=(",", ":"))
             digest = entry_hash(seq, at, action, actor, details_json, prev_hash)
-            operations = [self._move_head(head, seq, digest)]
-            operations.append(("create", {"PartitionKey": PARTITION, "RowKey": _row_key(seq), "kind": "entry",
-                                          "seq": seq, "at": at, "action": action, "actor": actor,
-                                          "details": details_json, "prev_hash": prev_hash, "hash": digest}))
+            operations = [_move_head(partition, head, seq, digest),
+                          ("create", {"PartitionKey": partition, "RowKey": _row_key(seq), "kind": "entry",
+                                      "seq": seq, "at": at, "action": action, "actor": actor,
+                                      "details": details_json, "prev_hash": prev_hash, "hash": digest})]
             if key is not None:
-                operations.append(("create", {"PartitionKey": PARTITION, "RowKey": f"key:{key}", "kind": "key",
+                operations.append(("create", {"PartitionKey": partition, "RowKey": f"key:{key}", "kind": "key",
                                               "seq": seq}))
             try:
-                self._table.submit_transaction(operations)
+                written = self._table.submit_transaction(operations)
             except TableTransactionError:
-                time.sleep(min(0.01 * 2**attempt, 0.5))  # another writer moved the head, or wrote our key
+                if not remembered:  # another writer moved the head, or wrote our key: back off a little
+                    time.sleep(min(0.01 * 2**attempt, 0.5))
                 continue
-            return AuditEntry(seq, at, action, actor, details, prev_hash, digest)
+            self._heads[chain] = _Head(seq, digest, written[0]["etag"])
+            return AuditEntry(seq, at, action, actor, details, prev_hash, digest, chain)
         raise RuntimeError("audit log is too busy: could not append after several attempts")
 
-    def _head(self) -> TableEntity | None:
+    def _read_head(self, partition: str) -> _Head | None:
         try:
-            return self._table.get_entity(PARTITION, HEAD)
+            row = self._table.get_entity(partition, HEAD)
         except ResourceNotFoundError:
             return None
+        return _Head(row["seq"], row["hash"], str(row.metadata["etag"]))
 
-    @staticmethod
-    def _move_head(head: TableEntity | None, seq: int, digest: str) -> tuple:
-        entity = {"PartitionKey": PARTITION, "RowKey": HEAD, "kind": "head", "seq": seq, "hash": digest}
-        if head is None:
-            return ("create", entity)
-        return ("update", entity, {"mode": UpdateMode.REPLACE, "etag": head.metadata["etag"],
-                                   "match_condition": MatchConditions.IfNotModified})
-
-    def _entry_for_key(self, key: str) -> AuditEntry | None:
+    def _entry_for_key(self, partition: str, key: str) -> AuditEntry | None:
         try:
-            pointer = self._table.get_entity(PARTITION, f"key:{key}")
+            pointer = self._table.get_entity(partition, f"key:{key}")
         except ResourceNotFoundError:
             return None
-        return _to_entry(self._table.get_entity(PARTITION, _row_key(pointer["seq"])))
+        return _to_entry(self._table.get_entity(partition, _row_key(pointer["seq"])))
 
     def entries(self) -> list[AuditEntry]:
-        rows = self._table.query_entities(f"PartitionKey eq '{PARTITION}' and kind eq 'entry'")
-        return sorted((_to_entry(row) for row in rows), key=lambda entry: entry.seq)
+        """Every chain's entries, in the order they were appended (by time; within a chain by number)."""
+        return _in_order(self._table.query_entities("kind eq 'entry'"))
 
     def entries_between(self, start: str, end: str) -> list[AuditEntry]:
         """Entries appended from `start` to `end` (ISO 8601 times in UTC), in order."""
-        rows = self._table.query_entities(f"PartitionKey eq '{PARTITION}' and kind eq 'entry' and at ge @start "
-                                          "and at le @end", parameters={"start": start, "end": end})
-        return sorted((_to_entry(row) for row in rows), key=lambda entry: entry.seq)
+        return _in_order(self._table.query_entities("kind eq 'entry' and at ge @start and at le @end",
+                                                    parameters={"start": start, "end": end}))
 
-    def head(self) -> TableEntity | None:
-        """The head row: `seq` and `hash` of the last entry, or None for an empty log."""
-        return self._head()
+    def head(self, chain: str = "") -> TableEntity | None:
+        """A chain's head row: `seq` and `hash` of its last entry, or None for an empty chain."""
+        try:
+            return self._table.get_entity(chain_partition(chain), HEAD)
+        except ResourceNotFoundError:
+            return None
 
-    def entry_rows(self, after: int = 0, up_to: int | None = None) -> list[TableEntity]:
-        """The entry rows, in row-key order; with `after`/`up_to`, only seq after < n <= up_to (by row key)."""
-        query = f"PartitionKey eq '{PARTITION}' and kind eq 'entry'"
+    def heads(self) -> dict[str, TableEntity]:
+        """Every chain's head row, by chain."""
+        return {chain: row for row in self._table.query_entities("kind eq 'head'")
+                if (chain := chain_of_partition(row["PartitionKey"])) is not None}
+
+    def entry_rows(self, after: int = 0, up_to: int | None = None, chain: str = "") -> list[TableEntity]:
+        """One chain's entry rows, in row-key order; with `after`/`up_to`, only seq after < n <= up_to (by row
+        key)."""
+        query = f"PartitionKey eq '{chain_partition(chain)}' and kind eq 'entry'"
         if after:
             query += f" and RowKey gt '{_row_key(after)}'"
         if up_to is not None:
             query += f" and RowKey le '{_row_key(up_to)}'"
         return sorted(self._table.query_entities(query), key=lambda row: row["RowKey"])
 
+    def chains(self) -> tuple[dict[str, list[TableEntity]], dict[str, TableEntity]]:
+        """Every chain as the table holds it: its entry rows (in row-key order) and its head, by chain. A chain
+        whose head is gone still shows by its entries, and one whose entries are gone by its head."""
+        rows: dict[str, list[TableEntity]] = {}
+        heads: dict[str, TableEntity] = {}
+        for row in self._table.query_entities("kind eq 'entry' or kind eq 'head'"):
+            chain = chain_of_partition(row["PartitionKey"])
+            if chain is None:
+                continue
+            if row["kind"] == "head":
+                heads[chain] = row
+            else:
+                rows.setdefault(chain, []).append(row)
+        for chain in heads:
+            rows.setdefault(chain, [])
+        return {chain: sorted(found, key=lambda row: row["RowKey"]) for chain, found in sorted(rows.items())}, heads
+
     def verify(self) -> Verification:
-        """The chain's own consistency: links, hashes, sequence and head. See checkpoints.verify_anchored for
-        what only the signed checkpoints can show."""
-        rows = self.entry_rows()
-        problems = check_chain(rows, self._head())
-        return Verification(not problems, len(rows), problems)
+        """Every chain's own consistency: links, hashes, sequence and head. See AuditCheckpoints.verify for what
+        only the signed checkpoints can show."""
+        rows, heads = self.chains()
+        problems = [problem for chain, found in rows.items()
+                    for problem in in_chain(chain, check_chain(found, heads.get(chain)))]
+        return Verification(not problems, sum(len(found) for found in rows.values()), problems)
+
+
+def _move_head(partition: str, head: _Head | None, seq: int, digest: str) -> tuple:
+    entity = {"PartitionKey": partition, "RowKey": HEAD, "kind": "head", "seq": seq, "hash": digest}
+    if head is None:
+        return ("create", entity)
+    return ("update", entity, {"mode": UpdateMode.REPLACE, "etag": head.etag,
+                               "match_condition": MatchConditions.IfNotModified})
+
+
+def _in_order(rows: Any) -> list[AuditEntry]:
+    entries = [_to_entry(row) for row in rows if chain_of_partition(row["PartitionKey"]) is not None]
+    return sorted(entries, key=lambda entry: (entry.at, entry.chain, entry.seq))
 
 
 def check_chain(rows: list[TableEntity], head: TableEntity | None, after: int = 0,
@@ -184,4 +272,4 @@ def row_hash(row: dict[str, Any], prev_hash: str | None = None) -> str:
 
 def _to_entry(row: dict[str, Any]) -> AuditEntry:
     return AuditEntry(row["seq"], row["at"], row["action"], row["actor"], json.loads(row["details"]),
-                      row["prev_hash"], row["hash"])
+                      row["prev_hash"], row["hash"], chain_of_partition(row["PartitionKey"]) or "")

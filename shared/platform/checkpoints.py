@@ -1,15 +1,17 @@
-"""Signed checkpoints: the audit chain anchored outside its table.
+"""Signed checkpoints: the audit chains anchored outside their table.
 
-A checkpoint records how many entries the chain had at a moment, the head's hash, and the hash of every entry
-since the previous checkpoint, and is signed (ES256: ECDSA P-256 over the SHA-256 of its canonical JSON) with a
-key that can sign but never be read. In Azure that is a Key Vault key (EC-HSM P-256, key operations sign and
-verify only, not exportable), used through azure-keyvault-keys: the app sends the digest to the vault and gets
-the signature back; it holds Key Vault Crypto User on that one key, nothing that exports it. Each checkpoint is a
-new blob in the `audit-checkpoints` container, uploaded with overwrite=False; in Azure the container's time-based
-immutability policy also stops anyone, the app included, from overwriting or deleting one during its retention.
+A checkpoint records, for every chain of the log (audit.py), how many entries it had at a moment, its head's
+hash, and the hash of every entry since the previous checkpoint, and is signed (ES256: ECDSA P-256 over the
+SHA-256 of its canonical JSON) with a key that can sign but never be read. In Azure that is a Key Vault key
+(EC-HSM P-256, key operations sign and verify only, not exportable), used through azure-keyvault-keys: the app
+sends the digest to the vault and gets the signature back; it holds Key Vault Crypto User on that one key,
+nothing that exports it. Each checkpoint is a new blob in the `audit-checkpoints` container, uploaded with
+overwrite=False; in Azure the container's time-based immutability policy also stops anyone, the app included,
+from overwriting or deleting one during its retention.
 
 What that adds to the chain's own checks (audit.check_chain), for every entry up to the last checkpoint:
-- entries cut from the end, the head moved back: a checkpoint recorded more entries (named: "entries 4 to 5");
+- entries cut from the end of any chain, its head moved back, or a whole chain deleted: a checkpoint recorded
+  more entries (named: "entries 4 to 5", prefixed "chain 07: " for a chain other than the main one);
 - an entry edited and every later hash and the head recomputed: the checkpoint recorded each entry's hash, so
   the edited entry is named, and the entries after it are reported as relinked, not as edited;
 - a forged or altered checkpoint: its signature does not verify with the platform's key, and it anchors nothing.
@@ -40,13 +42,14 @@ from typing import Any, Protocol
 
 from azure.core.exceptions import HttpResponseError
 
-from shared.platform.audit import GENESIS, AuditLog, Verification, check_chain, row_hash
+from shared.platform.audit import GENESIS, AuditLog, Verification, check_chain, in_chain, row_hash
 from shared.platform.settings import ConfigurationError, Settings
 from shared.platform.storage import AUDIT, AUDIT_CHECKPOINTS, Storage
 
 ALGORITHM = "ES256"
 KIND = "fdp.audit.checkpoint"
-FORMAT = 1
+FORMAT = 2
+"""2: every chain's count, head and new hashes under `chains`. 1 (the main chain alone) is still read."""
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 _DOWNLOADS = 8
 VERIFY_FAILED_EVENT = "fdp.audit.verify_failed"
@@ -205,16 +208,34 @@ def audit_key_from_settings(settings: Settings) -> AuditKey | None:
 
 
 @dataclass(frozen=True)
-class Checkpoint:
-    name: str
+class ChainMark:
+    """What a checkpoint records of one chain."""
+
     count: int
-    """The chain had this many entries (entry `count` was the head)."""
+    """The chain had this many entries (entry `count` was its head)."""
     head: str
     first: int
-    """The first entry whose hash this checkpoint records; `hashes` runs from it to entry `count`."""
+    """The first entry whose hash is recorded; `hashes` runs from it to entry `count` (none: nothing new)."""
     hashes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    name: str
+    chains: dict[str, ChainMark]
+    """By chain ("" is the main chain)."""
     at: str
     key_id: str
+
+    @property
+    def count(self) -> int:
+        """Entries over every chain at the time (the number its name starts with)."""
+        return sum(mark.count for mark in self.chains.values())
+
+    @property
+    def first(self) -> int:
+        """Counting every chain's entries together: this checkpoint signs the hashes of entries first to count."""
+        return sum(mark.first - 1 for mark in self.chains.values()) + 1
 
 
 @dataclass(frozen=True)
@@ -258,30 +279,51 @@ class AuditCheckpoints:
             raise ConfigurationError("no audit key is configured: set FDP_KEY_VAULT_URL (the key "
                                      "FDP_AUDIT_KEY_NAME), or FDP_LOCAL_AUDIT_KEY_FILE for local development")
         latest = self._latest_valid()
-        after, prev_hash = (latest.count, latest.head) if latest else (0, GENESIS)
-        head = self._log.head()
-        count = head["seq"] if head else 0
-        if count < after:
-            raise AuditBrokenError([f"the head names entry {count} but checkpoint {_name(latest)} recorded {after} "
-                                    "entries: entries were cut from the end; no checkpoint is signed over that"])
-        if count == after:
+        before = latest.chains if latest else {}
+        heads = self._log.heads()
+        marks: dict[str, ChainMark] = {}
+        broken: list[str] = []
+        problems: list[str] = []
+        for chain in sorted(set(heads) | set(before)):
+            mark, found = self._mark(chain, heads.get(chain), before.get(chain), latest)
+            if isinstance(mark, ChainMark):
+                marks[chain] = mark
+                problems += in_chain(chain, found)
+            else:
+                broken += in_chain(chain, found)
+        if broken:
+            raise AuditBrokenError(broken)
+        if all(mark.first > mark.count for mark in marks.values()):
             return Written(None, [])
-        rows = self._log.entry_rows(after=after, up_to=count)
-        absent = sorted(set(range(after + 1, count + 1)) - {_seq(row) for row in rows})
-        if absent:
-            raise AuditBrokenError([f"entries {_ranges(absent)} are missing from the table: no checkpoint is "
-                                    "signed over them"])
-        problems = check_chain(rows, head, after, prev_hash)
         key_id = self._key.current_key_id()
         at = self._clock()
         payload = {"kind": KIND, "format": FORMAT, "alg": ALGORITHM, "key": key_id,
-                   "at": at.isoformat(timespec="microseconds"), "count": count, "head": head["hash"] if head else "",
-                   "first": after + 1, "hashes": [row["hash"] for row in rows]}
+                   "at": at.isoformat(timespec="microseconds"), "count": sum(m.count for m in marks.values()),
+                   "chains": {chain: {"count": mark.count, "head": mark.head, "first": mark.first,
+                                      "hashes": list(mark.hashes)} for chain, mark in marks.items()}}
         signature = self._key.sign(key_id, _digest(payload))
-        name = f"{count:012d}-{at.strftime('%Y%m%dT%H%M%S%fZ')}-{secrets.token_hex(4)}.json"
+        name = f"{payload['count']:012d}-{at.strftime('%Y%m%dT%H%M%S%fZ')}-{secrets.token_hex(4)}.json"
         self.store(name, json.dumps({"checkpoint": payload, "signature": _b64url(signature)},
                                     sort_keys=True, separators=(",", ":")).encode())
         return Written(_checkpoint(name, payload), problems)
+
+    def _mark(self, chain: str, head: Any, before: ChainMark | None,
+              latest: Checkpoint | None) -> tuple[ChainMark | None, list[str]]:
+        """One chain's mark for the next checkpoint and the problems signed as found; or None and why the chain
+        must not be signed (entries cut from its end, or missing from the new range)."""
+        after, prev_hash = (before.count, before.head) if before else (0, GENESIS)
+        count = head["seq"] if head else 0
+        if count < after:
+            return None, [f"the head names entry {count} but checkpoint {_name(latest)} recorded {after} entries: "
+                          "entries were cut from the end; no checkpoint is signed over that"]
+        if count == after:
+            return ChainMark(count, prev_hash, count + 1, ()), []
+        rows = self._log.entry_rows(after=after, up_to=count, chain=chain)
+        absent = sorted(set(range(after + 1, count + 1)) - {_seq(row) for row in rows})
+        if absent:
+            return None, [f"entries {_ranges(absent)} are missing from the table: no checkpoint is signed over them"]
+        return (ChainMark(count, head["hash"], after + 1, tuple(row["hash"] for row in rows)),
+                check_chain(rows, head, after, prev_hash))
 
     def store(self, name: str, body: bytes) -> None:
         """Write one checkpoint blob. A name that exists is refused (ResourceExistsError), never overwritten."""
@@ -327,36 +369,57 @@ class AuditCheckpoints:
         return result
 
     def _verify(self) -> Verification:
-        rows, head = self._log.entry_rows(), self._log.head()
-        problems = check_chain(rows, head)
+        rows, heads = self._log.chains()
+        entries = sum(len(found) for found in rows.values())
+        problems = [problem for chain, found in rows.items()
+                    for problem in in_chain(chain, check_chain(found, heads.get(chain)))]
         loaded = self.load()
         if loaded and self._key is None:
             problems.append(f"{len(loaded)} checkpoints are stored but no audit key is configured to check their "
                             "signatures (set FDP_KEY_VAULT_URL, or FDP_LOCAL_AUDIT_KEY_FILE locally)")
-            return Verification(False, len(rows), problems)
+            return Verification(False, entries, problems)
         valid = [checkpoint for _, checkpoint, _ in loaded if checkpoint is not None]
         problems += [f"checkpoint {name}: {reason}; it anchors nothing" for name, _, reason in loaded if reason]
         if not valid:
-            notes = ["no signed checkpoint yet: the chain was checked on its own, which cannot show entries cut "
-                     "from the end or an entry edited with every later hash recomputed"] if rows else []
-            return Verification(not problems, len(rows), problems, notes=notes)
-        recorded: dict[int, tuple[str, str]] = {}
+            alone = ["no signed checkpoint yet: the chain was checked on its own, which cannot show entries cut "
+                     "from the end or an entry edited with every later hash recomputed"] if entries else []
+            return Verification(not problems, entries, problems, notes=alone)
+        recorded: dict[str, dict[int, tuple[str, str]]] = {}
         for checkpoint in valid:
-            for seq, digest in zip(range(checkpoint.first, checkpoint.count + 1), checkpoint.hashes, strict=True):
-                earlier = recorded.setdefault(seq, (digest, checkpoint.name))
-                if earlier[0] != digest:
-                    problems.append(f"entry {seq}: checkpoints {earlier[1]} and {checkpoint.name} record different "
-                                    "hashes for it")
+            for chain, mark in checkpoint.chains.items():
+                for seq, digest in zip(range(mark.first, mark.count + 1), mark.hashes, strict=True):
+                    earlier = recorded.setdefault(chain, {}).setdefault(seq, (digest, checkpoint.name))
+                    if earlier[0] != digest:
+                        problems += in_chain(chain, [f"entry {seq}: checkpoints {earlier[1]} and {checkpoint.name} "
+                                                     "record different hashes for it"])
         last = max(valid, key=lambda checkpoint: (checkpoint.count, checkpoint.name))
-        anchored = last.count
-        unrecorded = [seq for seq in range(1, anchored + 1) if seq not in recorded]
-        if unrecorded:
-            problems.append(f"no checkpoint records entries {_ranges(unrecorded)} (a checkpoint is missing)")
-        problems += _compare(rows, head, recorded, last)
-        beyond = sum(1 for row in rows if _seq(row) > anchored)
-        entries = "1 entry after entry {} is" if beyond == 1 else f"{beyond} entries after entry {{}} are"
-        notes = [f"{entries.format(anchored)} not anchored yet (the next checkpoint signs them)"] if beyond else []
-        return Verification(not problems, len(rows), problems, len(valid), anchored, notes)
+        notes: list[str] = []
+        for chain in sorted(set(rows) | set(last.chains)):
+            found, ours = _anchor(rows.get(chain, []), heads.get(chain), recorded.get(chain, {}), last, chain)
+            problems += in_chain(chain, found)
+            notes += in_chain(chain, ours)
+        return Verification(not problems, entries, problems, len(valid), last.count, notes)
+
+
+def _anchor(rows: list[Any], head: Any, recorded: dict[int, tuple[str, str]], last: Checkpoint,
+            chain: str) -> tuple[list[str], list[str]]:
+    """One chain against what the checkpoints recorded of it: its problems, and the note on entries not yet
+    anchored."""
+    mark = last.chains.get(chain)
+    anchored = mark.count if mark else 0
+    problems = []
+    unrecorded = [seq for seq in range(1, anchored + 1) if seq not in recorded]
+    if unrecorded:
+        problems.append(f"no checkpoint records entries {_ranges(unrecorded)} (a checkpoint is missing)")
+    if mark is not None:
+        problems += _compare(rows, head, recorded, last, mark)
+    beyond = sum(1 for row in rows if _seq(row) > anchored)
+    if not beyond:
+        return problems, []
+    entries = "1 entry" if beyond == 1 else f"{beyond} entries"
+    where = f" after entry {anchored}" if anchored else ""
+    return problems, [f"{entries}{where} {'is' if beyond == 1 else 'are'} not anchored yet (the next checkpoint "
+                      "signs them)"]
 
 
 def _report_failure(stage: str, problems: int) -> None:
@@ -364,13 +427,15 @@ def _report_failure(stage: str, problems: int) -> None:
     log.error("%s stage=%s problems=%d", VERIFY_FAILED_EVENT, stage, problems)
 
 
-def _compare(rows: list[Any], head: Any, recorded: dict[int, tuple[str, str]], last: Checkpoint) -> list[str]:
-    """Entries up to the last checkpoint against the hashes checkpoints recorded: missing, changed, relinked."""
+def _compare(rows: list[Any], head: Any, recorded: dict[int, tuple[str, str]], last: Checkpoint,
+             mark: ChainMark) -> list[str]:
+    """A chain's entries up to the last checkpoint against the hashes checkpoints recorded: missing, changed,
+    relinked."""
     by_seq = {_seq(row): row for row in rows}
     missing: list[int] = []
     changed: dict[str, list[int]] = {}
     relinked: list[int] = []
-    for seq in range(1, last.count + 1):
+    for seq in range(1, mark.count + 1):
         if seq not in recorded:
             continue
         want, where = recorded[seq]
@@ -386,10 +451,10 @@ def _compare(rows: list[Any], head: Any, recorded: dict[int, tuple[str, str]], l
     problems = []
     if missing:
         problems.append(f"{_entries(missing)} missing: checkpoint {last.name} (signed {last.at}) recorded "
-                        f"{last.count} entries")
+                        f"{mark.count} entries")
     head_seq = head["seq"] if head is not None else 0
-    if head_seq < last.count:
-        problems.append(f"the head names entry {head_seq} but checkpoint {last.name} recorded {last.count} entries: "
+    if head_seq < mark.count:
+        problems.append(f"the head names entry {head_seq} but checkpoint {last.name} recorded {mark.count} entries: "
                         "entries were cut from the end and the head moved back")
     for where, seqs in changed.items():
         problems.append(f"{_entries(seqs)} changed since checkpoint {where} recorded "
@@ -409,16 +474,33 @@ def _relinked(row: Any, seq: int, before: str, want: str) -> bool:
 
 
 def _checkpoint(name: str, payload: dict[str, Any]) -> Checkpoint:
-    if payload.get("kind") != KIND or payload.get("format") != FORMAT or payload.get("alg") != ALGORITHM:
+    if payload.get("kind") != KIND or payload.get("alg") != ALGORITHM or payload.get("format") not in (1, FORMAT):
         raise ValueError("not a checkpoint of this format")
-    count, first, hashes = payload["count"], payload["first"], payload["hashes"]
-    if not (isinstance(count, int) and isinstance(first, int) and isinstance(hashes, list) and 1 <= first <= count):
+    if not isinstance(payload["key"], str) or not isinstance(payload["at"], str):
+        raise ValueError("bad key or time")
+    if payload["format"] == 1:  # the main chain alone, its mark at the top level
+        chains = {"": _mark(payload, allow_empty=False)}
+    else:
+        given = payload["chains"]
+        if not isinstance(given, dict) or not given or not all(isinstance(chain, str) for chain in given):
+            raise ValueError("bad chains")
+        chains = {chain: _mark(mark, allow_empty=True) for chain, mark in given.items()}
+        if payload["count"] != sum(mark.count for mark in chains.values()):
+            raise ValueError("bad count")
+    return Checkpoint(name, chains, payload["at"], payload["key"])
+
+
+def _mark(given: dict[str, Any], allow_empty: bool) -> ChainMark:
+    count, first, hashes, head = given["count"], given["first"], given["hashes"], given["head"]
+    if not (isinstance(count, int) and isinstance(first, int) and isinstance(hashes, list)):
         raise ValueError("bad range")
-    if len(hashes) != count - first + 1 or not all(isinstance(h, str) and _HASH.match(h) for h in hashes):
+    if not 1 <= first <= count + (1 if allow_empty else 0):
+        raise ValueError("bad range")
+    if len(hashes) != count - first + 1 or not all(isinstance(h, str) and _HASH.match(h) for h in [*hashes, head]):
         raise ValueError("bad hashes")
-    if payload["head"] != hashes[-1] or not isinstance(payload["key"], str) or not isinstance(payload["at"], str):
+    if hashes and head != hashes[-1]:
         raise ValueError("bad head")
-    return Checkpoint(name, count, payload["head"], first, tuple(hashes), payload["at"], payload["key"])
+    return ChainMark(count, head, first, tuple(hashes))
 
 
 def _digest(payload: dict[str, Any]) -> bytes:
