@@ -144,3 +144,32 @@ def test_a_new_upload_under_the_same_name_is_not_deleted_by_an_old_event(app_env
     deliver_all(storage)
     assert raw_blobs(storage) == []
     assert len(ledger_rows(storage)) == 2
+
+
+def test_a_write_failing_among_those_made_at_once_leaves_the_upload_for_its_retry(app_env, storage, clean_result):
+    """The curated files, the person index's records and the receipt are written at once: when one of them fails
+    (here the linkage container is gone, a real storage error), the others still complete, the error reaches the
+    host, the ledger does not commit (a partner is shown a receipt only once it has), and the retry ends with
+    exactly one copy."""
+    from devtools.eventgrid import deliver_in_process
+    from shared.platform.storage import LINKAGE
+
+    rows, files = clean_result
+    for container in ("curated", "receipts"):
+        for blob in storage.platform_container(container).list_blobs():
+            storage.platform_blob(container, blob.name).delete_blob()
+    for table in storage.platform_tables.list_tables():
+        for entity in storage.table(table.name).list_entities():
+            storage.table(table.name).delete_entity(entity)
+    storage.platform_blobs.delete_container(LINKAGE)
+    reference_run(app_env, storage)
+    event, _ = blob_created(storage)
+
+    with pytest.raises(Exception, match=r"ContainerNotFound|container does not exist"):
+        deliver_in_process(event)
+    assert [row["status"] for row in ledger_rows(storage)] == ["processing"]
+    assert len(raw_blobs(storage)) == 1, "the raw file stays for the retry"
+
+    storage.platform_blobs.create_container(LINKAGE)
+    deliver_in_process(event)
+    assert_exactly_once(storage, rows, files)

@@ -121,17 +121,18 @@ class AuditLog:
                key: str | None = None) -> AuditEntry:
         """Append one entry. With `key`, appending the same key again returns the first entry unchanged.
 
-        Usually one round trip: on the head this writer last wrote, or else on the head read now. A refused
-        transaction (another writer moved the head, or the key row exists) is followed by a look for the key and
-        a fresh read of the head."""
+        Usually one round trip: on the head this writer last wrote, or else on the head read now. A transaction
+        refused because the head moved is tried again on the head read afresh; one refused because a row exists
+        looks for the key's entry first."""
         chain = chain_for(key)
         partition = chain_partition(chain)
         details_json = json.dumps(details, sort_keys=True, separators=(",", ":"))
+        look_for_key = False
         for attempt in range(_ATTEMPTS):
             head = self._heads.pop(chain, None) if attempt == 0 else None
             remembered = head is not None
             if head is None:
-                if attempt and key is not None and (existing := self._entry_for_key(partition, key)) is not None:
+                if look_for_key and key is not None and (existing := self._entry_for_key(partition, key)):
                     return existing
                 head = self._read_head(partition)
             seq = (head.seq if head else 0) + 1
@@ -147,8 +148,11 @@ class AuditLog:
                                               "seq": seq}))
             try:
                 written = self._table.submit_transaction(operations)
-            except TableTransactionError:
-                if not remembered:  # another writer moved the head, or wrote our key: back off a little
+            except TableTransactionError as refused:
+                # 412: the head moved since this writer saw it, so the key cannot have been known to exist;
+                # anything else (409: the head or the key row exists) may mean this key was appended already.
+                look_for_key = refused.status_code != 412
+                if not remembered:  # another writer is appending on this chain now: back off a little
                     time.sleep(min(0.01 * 2**attempt, 0.5))
                 continue
             self._heads[chain] = _Head(seq, digest, written[0]["etag"])
