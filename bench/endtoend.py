@@ -7,7 +7,8 @@
 - Small uploads: one 300-row file upload to receipt in a warm process (the mean of five) with the time of each
   stage and the CPU it costs the worker and Azurite, and twenty such files delivered at once to 1, 2 and 4 worker
   processes (a Functions host scales out by workers) with the CPU they took: on a machine of two cores the CPU
-  per upload, not the workers, sets how fast twenty can go.
+  per upload, not the workers, sets how fast twenty can go. Beside them, the audit log alone: 1, 2 and 4 processes
+  appending ingest entries at once, the serialisation point an upload used to queue on.
 - Store growth: uploads of 100 people each are added to the person index; at each size the bench times adding
   one more 1,000-row upload (what an upload costs the index), rebuilding the index (the linkage run), and a
   rights lookup (identifiers to person to records).
@@ -146,6 +147,53 @@ def _deliver(event: Any) -> str:
     return str(_worker_pipeline.handle(event).status)
 
 
+AUDIT_APPENDS = 40
+
+
+def _append_audit_entries(count: int) -> tuple[float, int]:
+    """One writer's keyed appends (as ingests make them): the time they took and how many transactions the table
+    refused (another writer had moved the head)."""
+    import uuid
+
+    from azure.data.tables import TableTransactionError
+
+    from shared import runtime
+    from shared.platform.audit import AuditLog
+    from shared.platform.storage import AUDIT
+
+    runtime.reset()
+    table = runtime.platform().storage.table(AUDIT)
+    submit, refused = table.submit_transaction, [0]
+
+    def counted(operations: Any, **options: Any) -> Any:
+        try:
+            return submit(operations, **options)
+        except TableTransactionError:
+            refused[0] += 1
+            raise
+
+    table.submit_transaction = counted  # type: ignore[method-assign]
+    log = AuditLog(table)
+    started = time.perf_counter()
+    for number in range(count):
+        log.append("ingest.accepted", {"number": number}, key=f"ingest:{uuid.uuid4().hex}")
+    return time.perf_counter() - started, refused[0]
+
+
+def _audit_at_once(writer_counts: list[int]) -> list[dict[str, Any]]:
+    """Writers appending at once, each in its own process: appends a second over all of them."""
+    import multiprocessing
+
+    runs = []
+    for writers in writer_counts:
+        with multiprocessing.get_context("fork").Pool(writers) as pool:
+            results = pool.map(_append_audit_entries, [AUDIT_APPENDS] * writers, chunksize=1)
+        slowest = max(seconds for seconds, _ in results)
+        runs.append({"writers": writers, "appends_per_s": writers * AUDIT_APPENDS / slowest,
+                     "refused": sum(refused for _, refused in results)})
+    return runs
+
+
 def small_uploads(worker_counts: list[int]) -> dict[str, Any]:
     """One small upload's time to its receipt, by stage and CPU; and twenty at once across worker processes."""
     import multiprocessing
@@ -193,7 +241,9 @@ def small_uploads(worker_counts: list[int]) -> dict[str, Any]:
                 statuses += pool.map(_deliver, events, chunksize=1)
                 at_once.append({"workers": workers, "seconds": time.perf_counter() - started, "load": load,
                                 "cpu_ms_per_upload": 1000 * (_cpu_seconds(others + node) - before) / AT_ONCE})
-        return {**single, "at_once": at_once, "statuses": sorted(set(statuses)), "cores": os.cpu_count()}
+        audit = _audit_at_once(worker_counts)
+        return {**single, "at_once": at_once, "audit": audit, "statuses": sorted(set(statuses)),
+                "cores": os.cpu_count()}
     finally:
         server.stop()
 
@@ -298,6 +348,10 @@ def small_report(small: dict[str, Any]) -> list[str]:
             f"Azurite on the same machine, twenty uploads need at least {floor:.2f} s of both cores' time, however "
             f"many workers share them; more workers than cores only add switching. Load average when measured: "
             f"{small['load']:.1f} (one file), {loads} (twenty at once; other work on the machine shares its cores).",
+            "", f"The audit log alone, each writer appending {AUDIT_APPENDS} ingest entries at once with the others "
+            "(ingest entries go to 16 chains by their ingest id, so writers rarely share a head):", "",
+            "| writer processes | appends/s | transactions refused (head moved) |", "| ---: | ---: | ---: |",
+            *[f"| {run['writers']} | {run['appends_per_s']:.0f} | {run['refused']} |" for run in small["audit"]],
             ""]
 
 

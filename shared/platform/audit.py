@@ -116,20 +116,25 @@ class AuditLog:
         self._table = table
         self._clock = clock
         self._heads: dict[str, _Head] = {}
+        self._fresh_reads = 0
+        """Appends left to make on a head read afresh: set when a remembered head proved stale (other writers are
+        busy on the same chains), so that a busy log costs two round trips an append, not three."""
 
     def append(self, action: str, details: dict[str, Any], actor: str = "system",
                key: str | None = None) -> AuditEntry:
         """Append one entry. With `key`, appending the same key again returns the first entry unchanged.
 
-        Usually one round trip: on the head this writer last wrote, or else on the head read now. A transaction
-        refused because the head moved is tried again on the head read afresh; one refused because a row exists
-        looks for the key's entry first."""
+        Usually one round trip: on the head this writer last wrote, or else on the head read now (always, for a
+        while, after a remembered head proved stale). A transaction refused because the head moved is tried again
+        on the head read afresh; one refused because a row exists looks for the key's entry first."""
         chain = chain_for(key)
         partition = chain_partition(chain)
         details_json = json.dumps(details, sort_keys=True, separators=(",", ":"))
         look_for_key = False
         for attempt in range(_ATTEMPTS):
-            head = self._heads.pop(chain, None) if attempt == 0 else None
+            head = self._heads.pop(chain, None)
+            if attempt or self._fresh_reads:
+                head = None
             remembered = head is not None
             if head is None:
                 if look_for_key and key is not None and (existing := self._entry_for_key(partition, key)):
@@ -149,13 +154,16 @@ class AuditLog:
             try:
                 written = self._table.submit_transaction(operations)
             except TableTransactionError as refused:
-                # 412: the head moved since this writer saw it, so the key cannot have been known to exist;
-                # anything else (409: the head or the key row exists) may mean this key was appended already.
+                # 412: the head moved; try again on it (had our key been appended meanwhile, that attempt is refused
+                # with 409). Anything else (409: the head or the key row exists) may mean the key was appended.
                 look_for_key = refused.status_code != 412
-                if not remembered:  # another writer is appending on this chain now: back off a little
+                if remembered:
+                    self._fresh_reads = LANES
+                else:  # another writer is appending on this chain now: back off a little
                     time.sleep(min(0.01 * 2**attempt, 0.5))
                 continue
             self._heads[chain] = _Head(seq, digest, written[0]["etag"])
+            self._fresh_reads = max(self._fresh_reads - 1, 0)
             return AuditEntry(seq, at, action, actor, details, prev_hash, digest, chain)
         raise RuntimeError("audit log is too busy: could not append after several attempts")
 
