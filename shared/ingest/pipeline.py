@@ -14,8 +14,8 @@ file's fault (storage unavailable, say) propagates: the raw file stays where it 
 event again. A name the platform cannot process gets a receipt that says so and the event completes.
 
 Calls to storage that do not depend on each other are made at once (`_together`), so that a small upload waits
-for seven round trips rather than twelve: the ledger and the blob's properties; the ledger's first row, the
-suppression register and the download; the curated files, the upload's records for the person index and the
+for seven or eight round trips rather than twelve: the ledger and the blob's properties; the ledger's first row,
+the suppression register and the download; the curated files, the upload's records for the person index and the
 receipt. Each group completes before the next step starts, so the order above holds at every commit point.
 
 The upload's name is never stored or logged as given (a partner may name a file after a child): the receipt,
