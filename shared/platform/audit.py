@@ -7,10 +7,11 @@ else moved it first), adds the entry and, for idempotent appends, a key row, so 
 "the same" entry again finds its key row and appends nothing.
 
 There are several chains, one partition each, so that concurrent writers do not queue on one head row: the main
-chain (admin calls, rights, retention, reports) and LANES chains for keyed appends (every ingest), each key's
-chain fixed by its hash, so a retried event always meets its key row. A writer remembers the head it last wrote
-and appends on it without reading it again; if another writer moved that head meanwhile, the head's ETag refuses
-the transaction and the writer reads the head and tries again. The signed checkpoints record every chain's head.
+chain (admin calls, rights, reports, key reads) and LANES chains for keyed appends (every ingest and retention
+run), each key's chain fixed by its hash, so a retried event always meets its key row. A writer remembers the
+head it last wrote and appends on it without reading it again; if another writer moved that head meanwhile, the
+head's ETag refuses the transaction and the writer reads the head and tries again. The signed checkpoints
+record every chain's head.
 
 The chain alone cannot show what someone with write access to the table does consistently: delete the last
 entries and move the head back, or edit an entry and recompute every later hash and the head. Signed checkpoints
