@@ -39,6 +39,22 @@ STAGE_NAMES = {"downloaded": "download", "processed": "transform", "curated": "c
                "receipt": "receipt", "ledger": "ledger", "audited": "audit", "deleted": "delete the raw file"}
 
 
+def start_azurite(attempts: int = 3) -> Any:
+    """Azurite on free ports, tried again if it does not come up: on a machine shared with test suites that start
+    their own, a port found free can be taken before Azurite binds it, and one such miss should not cost a
+    half-hour run."""
+    from devtools import azurite
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return azurite.start()
+        except RuntimeError:
+            if attempt == attempts:
+                raise
+            print(f"Azurite did not start (attempt {attempt} of {attempts}); trying again", file=sys.stderr)
+    raise AssertionError("unreachable")
+
+
 def _environment(server: Any) -> dict[str, str]:
     return {"FDP_POLICY_PATH": str(LEAP), "FDP_INGEST_STORAGE": server.connection_string,
             "FDP_PLATFORM_STORAGE": server.connection_string, "FDP_LOCAL_ROOT_KEY": base64.b64encode(KEY).decode()}
@@ -77,13 +93,12 @@ def _write_file(dataset: str, rows: int, path: Path) -> None:
 
 def upload_to_receipt(dataset: str, rows: int) -> dict[str, Any]:
     """One upload of `rows` rows, from the blob in the drop zone to the receipt, with the time of each stage."""
-    from devtools import azurite
     from shared import runtime
     from shared.ingest.events import BlobCreated
     from shared.ingest.pipeline import IngestPipeline
 
     upload_file = _cached_file(dataset, rows)
-    server = azurite.start()
+    server = start_azurite()
     try:
         os.environ.update(_environment(server))
         runtime.reset()
@@ -235,13 +250,12 @@ def store_growth(sizes: list[int], rows_per_upload: int = 20, writers: int = 8) 
     (`PersonIndex.write_records`, one blob per upload), `writers` uploads at a time, without the rest of ingest."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from devtools import azurite
     from shared.identity.index import PersonIndex
     from shared.identity.keys import LocalKeySource
     from shared.platform.settings import Settings
     from shared.platform.storage import Storage
 
-    server = azurite.start()
+    server = start_azurite()
     rng = random.Random("the added upload and the sample")
     try:
         storage = Storage.from_settings(Settings.from_env({**os.environ, **_environment(server)}))
@@ -271,7 +285,7 @@ def store_growth(sizes: list[int], rows_per_upload: int = 20, writers: int = 8) 
             started = time.perf_counter()
             index.ensure_linked()  # what a rights request does first: the index is current, so this only checks
             check = time.perf_counter() - started
-            sample = rng.sample(people, 20)
+            sample = rng.sample(people, min(20, len(people)))
             _rights_lookup(index, sample[0])  # the first read of the new index's buckets sets up connections
             started = time.perf_counter()
             found = [len(_rights_lookup(index, pseudonym)) for pseudonym in sample]

@@ -260,12 +260,11 @@ def measure(implementation: str, path: Path) -> dict[str, Any]:
 # Storage I/O, index and lookup (against Azurite) ---------------------------------------------------------------
 
 def storage_figures(path: Path) -> dict[str, Any]:
-    from devtools import azurite
     from shared.ingest.formats import spool
     from shared.platform.settings import Settings
     from shared.platform.storage import Storage
 
-    server = azurite.start()
+    server = endtoend.start_azurite()
     try:
         env = {"FDP_POLICY_PATH": str(POLICY), "FDP_INGEST_STORAGE": server.connection_string,
                "FDP_PLATFORM_STORAGE": server.connection_string}
@@ -293,7 +292,7 @@ def storage_figures(path: Path) -> dict[str, Any]:
 
 def in_child(*args: str) -> dict[str, Any]:
     result = subprocess.run([sys.executable, "-m", "bench.run", "--child", *args], check=True,
-                            capture_output=True, text=True, cwd=ROOT)
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -365,7 +364,8 @@ def main() -> int:
                   profile_core(Path(arg)) if what == "profile" else measure(what, Path(arg)))
         print(json.dumps(result))
         return 0
-    run = {"command": " ".join(["python -m bench.run", *sys.argv[1:]]), "date": datetime.now(UTC),
+    run = {"command": " ".join(["python -m bench.run", *sys.argv[1:]]), "default": len(sys.argv) == 1,
+           "date": datetime.now(UTC),
            "load_start": load_average()}
     section = Sections()
     sizes, memory_sizes = _sizes(args.sizes), _sizes(args.memory_sizes)
@@ -437,7 +437,8 @@ def file_shapes(args: argparse.Namespace, results: list[dict[str, Any]], largest
         if shape not in ("plain", "xlsx"):
             shaped.append(measure_shape(shape, shapes.derive(plain, shape), largest, "core", args.repeats))
     workbook = shapes.derive(DATA / f"{DATASET}-{xlsx_rows}.csv", "xlsx")
-    shaped.append(measure_shape("xlsx", workbook, xlsx_rows, "core", args.repeats))
+    shaped.append({**measure_shape("xlsx", workbook, xlsx_rows, "core", args.repeats),
+                   "calamine_up_to": shapes.calamine_rows(workbook, xlsx_rows)})
     shaped.append(measure_shape("xlsx", workbook, xlsx_rows, "core-openpyxl", args.baseline_repeats))
     return shaped
 
@@ -454,12 +455,13 @@ def measure_shape(shape: str, path: Path, rows: int, implementation: str, repeat
 def run_facts(run: dict[str, Any], section: Sections) -> list[str]:
     """How this run was made: the command, when, the machine's load, and how long each section took."""
     total = sum(seconds for _, seconds in section.spent)
+    which = "the default run, as `make bench` makes it" if run["default"] else "not the default run"
     lines = ["## This run", "",
-             f"`{run['command']}` (what `make bench` runs), started {run['date']:%Y-%m-%d %H:%M} UTC on this "
+             f"`{run['command']}` ({which}), started {run['date']:%Y-%m-%d %H:%M} UTC on this "
              f"{os.cpu_count()}-core machine; load average (1, 5, 15 minutes) {run['load_start']} at the start and "
-             f"{run['load_end']} at the end. It took {total / 60:.1f} minutes:", "",
+             f"{run['load_end']} at the end. It took {_duration(total)}:", "",
              "| section | time |", "| --- | ---: |"]
-    lines += [f"| {name} | {seconds / 60:.1f} min |" for name, seconds in section.spent]
+    lines += [f"| {name} | {_duration(seconds)} |" for name, seconds in section.spent]
     return [*lines, ""]
 
 
@@ -516,7 +518,7 @@ def shape_targets(shaped: list[dict[str, Any]]) -> list[str]:
         if r["file_rows"] == largest and r["implementation"] == "core":
             speed = r["file_rows"] / r["seconds"]
             lines.append(f"- The core at 400,000 rows/s or more on the {largest:,}-row file, "
-                         f"{shapes.SHAPES[r['shape']]} ({r.get('reader')} path): {speed:,.0f} rows/s, "
+                         f"{shapes.SHAPES[r['shape']]}: {speed:,.0f} rows/s by the {r.get('reader')} path, "
                          f"{verdict(speed, 400_000)}.")
     calamine, openpyxl = _workbook_runs(shaped)
     if calamine and openpyxl:
@@ -534,13 +536,15 @@ def _workbook_runs(shaped: list[dict[str, Any]]) -> tuple[dict[str, Any] | None,
 
 
 def shapes_report(shaped: list[dict[str, Any]]) -> list[str]:
+    calamine, _ = _workbook_runs(shaped)
+    limit = (f" (about {calamine['calamine_up_to']:,} rows of this file)"
+             if calamine and calamine.get("calamine_up_to") else "")
     lines = ["## The core by file shape", "",
              "The same rows in each shape partners send (bench/shapes.py says how each is made from the plain "
              "file); the core alone, from a local file to local Parquet, each the median of its runs. The path is "
              "the one the core reported taking (columnar, or rows), with the library that opened a workbook. The "
              "Excel file is smaller: the core reads a workbook with calamine only while its cells fit "
-             "shared.ingest.formats.XLSX_IN_MEMORY_BYTES (about 130,000 rows of this file), and streams larger "
-             "ones with openpyxl.", "",
+             f"shared.ingest.formats.XLSX_IN_MEMORY_BYTES{limit}, and streams larger ones with openpyxl.", "",
              "| shape | rows | file | path | rows/s | against plain CSV of that size | peak memory |",
              "| --- | ---: | ---: | --- | ---: | ---: | ---: |"]
     plain = {r["file_rows"]: r for r in shaped if r["shape"] == "plain"}
@@ -553,6 +557,10 @@ def shapes_report(shaped: list[dict[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
 def _runs(results: list[dict[str, Any]], implementation: str) -> int:
     return max((r["runs"] for r in results if r["implementation"] == implementation), default=0)
 
@@ -562,8 +570,8 @@ def _sizes(text: str) -> list[int]:
 
 
 def endtoend_child(*args: str) -> dict[str, Any]:
-    result = subprocess.run([sys.executable, "-m", "bench.endtoend", *args], check=True, capture_output=True,
-                            text=True, cwd=ROOT)
+    result = subprocess.run([sys.executable, "-m", "bench.endtoend", *args], check=True, stdout=subprocess.PIPE,
+                            text=True, cwd=ROOT)  # the child's progress and errors go to stderr as they come
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 

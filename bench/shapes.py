@@ -103,3 +103,19 @@ def _write_xlsx(plain: Path, out: Path) -> None:
         for row in csv.reader(text):
             sheet.append(row)
     workbook.save(out)
+
+
+def calamine_rows(workbook: Path, rows: int) -> int | None:
+    """About how many rows of this workbook's kind the core still reads with calamine: its limit on the cells'
+    uncompressed size (`shared.ingest.formats.XLSX_IN_MEMORY_BYTES`) over their size per row here."""
+    import zipfile
+
+    from shared.ingest import formats
+
+    limit = getattr(formats, "XLSX_IN_MEMORY_BYTES", None)
+    if limit is None:
+        return None
+    with zipfile.ZipFile(workbook) as archive:
+        cells = sum(entry.file_size for entry in archive.infolist()
+                    if entry.filename.startswith("xl/worksheets/") or entry.filename == "xl/sharedStrings.xml")
+    return int(round(limit / (cells / rows), -3))
