@@ -1,14 +1,16 @@
 """What a partner waits for, and what a rights request costs as the store grows, measured on Azurite.
 
 - Upload to receipt: a LEAP partner's file goes into its drop zone and through the real ingest handler (the
-  pipeline the Event Grid function calls), person index included; the pipeline's own checkpoints time each stage.
-  Two shapes: the charity's sessions (names, so match keys, on the row path) and the NHS trust's visits
-  (source tokens, on the columnar path).
+  pipeline the Event Grid function calls), person index included; the pipeline's own checkpoints time each stage,
+  and the path that read the rows (columnar or rows) is the one the pipeline records on the upload. Two shapes:
+  the charity's sessions (names, so match keys) and the NHS trust's visits (source tokens). Each file is
+  generated once into bench/.data by another process, so the upload's peak memory is the pipeline's own.
 - Small uploads: one 300-row file upload to receipt in a warm process (the mean of five), and twenty such files
   delivered at once to 1, 2 and 4 worker processes (a Functions host scales out by workers).
-- Store growth: uploads of 100 people each are added to the person index; at each size the bench times adding
-  one more 1,000-row upload (what an upload costs the index), rebuilding the index (the linkage run), and a
-  rights lookup (identifiers to person to records).
+- Store growth: the store is filled in bulk to 100, 1,000 and 10,000 uploads (20 people each by default), each
+  upload's person index records written as the pipeline writes them (`PersonIndex.write_records`, one blob per
+  upload) without the rest of ingest. At each size the bench times adding one more 1,000-row upload, rebuilding
+  the index (the linkage run), checking that it is current, and a rights lookup (identifier to person to records).
 
 Each measurement runs in a fresh process (`python -m bench.endtoend ...`), so its peak memory is its own.
 """
