@@ -607,12 +607,14 @@ def write_report(results: list[dict[str, Any]], storage: dict[str, Any], largest
         lines.append(f"| {r['file_rows']:,} | {r['file_mb']:,.0f} MB | {r['peak_mb']:,.0f} MB | "
                      f"{r['peak_mb'] / smallest['peak_mb']:.2f} |")
     big = find("core", largest)
-    presidio = find("presidio", largest)
+    presidio_rows = max((r["file_rows"] for r in results if r["implementation"] == "presidio"), default=0)
+    presidio, against = find("presidio", presidio_rows), find("core", presidio_rows)
     rows_path = find("core-rows", largest)
     lines += ["", "## Targets", "",
               f"- 250,000 rows/s end to end on the {largest:,}-row file: "
               f"{largest / big['seconds']:,.0f} rows/s ({largest / big['seconds'] / 250_000:.2f} of the target).",
-              f"- 30 times presidio-structured: {presidio['seconds'] / big['seconds']:.2f} times." if presidio else
+              f"- 30 times presidio-structured: {presidio['seconds'] / against['seconds']:.2f} times (on the "
+              f"{presidio_rows:,}-row file, the largest presidio is run on)." if presidio and against else
               "- presidio-structured was not measured.",
               f"- Peak memory under 450 MB at every size: largest peak {max(r['peak_mb'] for r in core):,.0f} MB.",
               f"- The columnar path against the row path on the same file: {rows_path['seconds'] / big['seconds']:.1f} "
