@@ -343,7 +343,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--linkage-max", type=int, default=None,
                         help="the largest population the person linkage is measured on (default 1,000,000)")
     parser.add_argument("--upload-sizes", default="10000,100000,1000000",
-                        help="upload to receipt through the real handler (the charity's sessions stop at 100,000)")
+                        help="upload to receipt through the real handler (above 100,000 rows, the charity's "
+                             "sessions only: the trust's file passes LEAP's 200 MB limit)")
     parser.add_argument("--small-workers", default="1,2,4",
                         help="worker processes that twenty small uploads are delivered to at once")
     parser.add_argument("--milp-limit", type=float, default=disclosure.MILP_LIMIT,
@@ -381,11 +382,11 @@ def main() -> int:
     uploads = []
     with section("upload to receipt"):
         for rows in _sizes(args.upload_sizes):
-            for dataset in endtoend.SHAPES:
-                if dataset == "health-visits" or rows <= 100_000:
-                    uploads.append(endtoend_child("upload", dataset, str(rows)))
-                    progress(f"upload to receipt {dataset:>13} {rows:>10,} rows ({uploads[-1]['path']}): "
-                             f"{uploads[-1]['seconds']:.1f} s, peak {uploads[-1]['peak_mb']:,.0f} MB")
+            for dataset in endtoend.datasets_for(rows):
+                uploads.append(endtoend_child("upload", dataset, str(rows)))
+                progress(f"upload to receipt {dataset:>13} {rows:>10,} rows ({uploads[-1]['path']}): "
+                         f"{uploads[-1]['status']} in {uploads[-1]['seconds']:.1f} s, "
+                         f"peak {uploads[-1]['peak_mb']:,.0f} MB")
     with section("small uploads"):
         small = endtoend_child("small", args.small_workers)
     with section("person index growth"):
@@ -475,16 +476,20 @@ def issue_14_targets(results: list[dict[str, Any]], shaped: list[dict[str, Any]]
                      small: dict[str, Any], growth: list[dict[str, Any]]) -> list[str]:
     """Issue 14's targets, each from figures of this run: what a partner waits for against the core alone."""
     core = {r["file_rows"]: r for r in results if r["implementation"] == "core"}
-    trust = {u["rows"]: u for u in uploads if u["dataset"] == "health-visits"}
     lines = ["## Targets (issue 14), from this run", ""]
-    for rows, upload in sorted(trust.items()):
+    refused = [u for u in uploads if not u["status"].startswith("accepted")]
+    uploads = [u for u in uploads if u not in refused]
+    lines += [f"- **{u['rows']:,} rows ({u['dataset']}) were {u['status']}**, so no figure of theirs counts "
+              "below." for u in refused]
+    for upload in sorted(uploads, key=lambda u: (u["rows"], u["dataset"])):
+        rows = upload["rows"]
         speed = rows / upload["seconds"]
         versus = ""
         if rows in core:
             share = speed / (rows / core[rows]["seconds"])
             versus = (f", {share:.2f} of the core's {rows / core[rows]['seconds']:,.0f} rows/s on the bench's file "
                       "of that size" + (f" (target at least 0.5: {verdict(share, 0.5)})" if rows == 1_000_000 else ""))
-        lines.append(f"- {rows:,} rows (the trust's file, {upload['path']}) upload to receipt: "
+        lines.append(f"- {rows:,} rows ({upload['dataset']}, {upload['path']}) upload to receipt: "
                      f"{upload['seconds']:.1f} s, {speed:,.0f} rows/s{versus}.")
     hundred = [u for u in uploads if u["rows"] == 100_000]
     if hundred:
@@ -492,7 +497,7 @@ def issue_14_targets(results: list[dict[str, Any]], shaped: list[dict[str, Any]]
                     for u in hundred]
         lines.append(f"- 100,000 rows in under 10 s: {'; '.join(verdicts)}.")
     lines += shape_targets(shaped)
-    peak = max([u["peak_mb"] for u in uploads] + [r["peak_mb"] for r in core.values()])
+    peak = max([u["peak_mb"] for u in uploads] + [r["peak_mb"] for r in core.values()])  # accepted uploads
     lines.append(f"- Peak memory under 450 MB at every size, end to end: largest peak {peak:,.0f} MB, "
                  f"{verdict(peak, 450, at_most=True)}.")
     at_once = min(small["at_once"], key=lambda run: run["seconds"])
