@@ -22,7 +22,7 @@ the baselines measured in the same run; memory as a ratio to the smallest file.
 The file shapes (bench/shapes.py) are the 1,000,000-row file with LF line ends, quoted addresses, a byte-order
 mark, accented names in UTF-8 and in Windows-1252, and a `--xlsx-rows` (100,000) Excel workbook.
 
-    python -m bench.run                                  # the default run: about half an hour on a quiet machine
+    python -m bench.run                                  # the default run: about 25 minutes on a quiet machine
     python -m bench.run --memory-sizes 5000000           # also the core's memory on a 5,000,000-row file
     python -m bench.run --sizes 10000 --upload-sizes 10000 --store-sizes 10,100 --linkage-max 10000 \\
         --small-workers 1 --milp-limit 5 --xlsx-rows 10000    # a quick look (a few minutes)
