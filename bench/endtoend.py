@@ -1,17 +1,19 @@
 """What a partner waits for, and what a rights request costs as the store grows, measured on Azurite.
 
 - Upload to receipt: a LEAP partner's file goes into its drop zone and through the real ingest handler (the
-  pipeline the Event Grid function calls), person index included; the pipeline's own checkpoints time each stage.
-  Two shapes: the charity's sessions (names, so match keys, on the row path) and the NHS trust's visits
-  (source tokens, on the columnar path).
+  pipeline the Event Grid function calls), person index included; the pipeline's own checkpoints time each stage,
+  and the path that read the rows (columnar or rows) is the one the pipeline records on the upload. Two shapes:
+  the charity's sessions (names, so match keys) and the NHS trust's visits (source tokens). Each file is
+  generated once into bench/.data by another process, so the upload's peak memory is the pipeline's own.
 - Small uploads: one 300-row file upload to receipt in a warm process (the mean of five) with the time of each
   stage and the CPU it costs the worker and Azurite, and twenty such files delivered at once to 1, 2 and 4 worker
   processes (a Functions host scales out by workers) with the CPU they took: on a machine of two cores the CPU
   per upload, not the workers, sets how fast twenty can go. Beside them, the audit log alone: 1, 2 and 4 processes
   appending ingest entries at once, the serialisation point an upload used to queue on.
-- Store growth: uploads of 100 people each are added to the person index; at each size the bench times adding
-  one more 1,000-row upload (what an upload costs the index), rebuilding the index (the linkage run), and a
-  rights lookup (identifiers to person to records).
+- Store growth: the store is filled in bulk to 100, 1,000 and 10,000 uploads (20 people each by default), each
+  upload's person index records written as the pipeline writes them (`PersonIndex.write_records`, one blob per
+  upload) without the rest of ingest. At each size the bench times adding one more 1,000-row upload, rebuilding
+  the index (the linkage run), checking that it is current, and a rights lookup (identifier to person to records).
 
 Each measurement runs in a fresh process (`python -m bench.endtoend ...`), so its peak memory is its own.
 """
@@ -19,24 +21,53 @@ Each measurement runs in a fresh process (`python -m bench.endtoend ...`), so it
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import random
 import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "bench" / ".data"
 LEAP = ROOT / "policies" / "leap.yaml"
 KEY = bytes(range(32))
 SHAPES = {"sessions": ("family-support-charity", "names to match keys"),
           "health-visits": ("nhs-community-health", "source tokens")}
+LARGE_UPLOAD = 100_000
+"""Above this many rows only the charity's sessions are uploaded: the trust's rows carry name tokens (about 260
+bytes a row), so its 1,000,000-row file (249 MB) passes LEAP's agreed 200 MB limit and is rejected unread; the
+charity's takes 125 MB."""
+
+
+def datasets_for(rows: int) -> list[str]:
+    return list(SHAPES) if rows <= LARGE_UPLOAD else ["sessions"]
+
+
 STAGES = ("downloaded", "processed", "curated", "indexed", "receipt", "ledger", "audited", "deleted")
 STAGE_NAMES = {"downloaded": "download", "processed": "transform", "curated": "curated upload",
                "indexed": "person index records",
                "receipt": "receipt", "ledger": "ledger", "audited": "audit", "deleted": "delete the raw file"}
+
+
+def start_azurite(attempts: int = 3) -> Any:
+    """Azurite on free ports, tried again if it does not come up: on a machine shared with test suites that start
+    their own, a port found free can be taken before Azurite binds it, and one such miss should not cost a
+    half-hour run."""
+    from devtools import azurite
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return azurite.start()
+        except RuntimeError:
+            if attempt == attempts:
+                raise
+            print(f"Azurite did not start (attempt {attempt} of {attempts}); trying again", file=sys.stderr)
+    raise AssertionError("unreachable")
 
 
 def _environment(server: Any) -> dict[str, str]:
@@ -57,15 +88,32 @@ def _file(dataset: str, rows: int) -> bytes:
     return b"".join(parts)
 
 
+def _cached_file(dataset: str, rows: int) -> Path:
+    """The partner's file in bench/.data, generated once by another process so that neither the generator's
+    memory nor the file's bytes count in the upload's peak. Named after what it is made from."""
+    digest = hashlib.sha256(LEAP.read_bytes() + (ROOT / "devtools" / "synthetic.py").read_bytes()).hexdigest()[:10]
+    path = DATA / f"leap-{dataset}-{rows}-{digest}.csv"
+    if not path.exists():
+        subprocess.run([sys.executable, "-m", "bench.endtoend", "file", dataset, str(rows), str(path)], check=True,
+                       cwd=ROOT)
+    return path
+
+
+def _write_file(dataset: str, rows: int, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_bytes(_file(dataset, rows))
+    partial.rename(path)
+
+
 def upload_to_receipt(dataset: str, rows: int) -> dict[str, Any]:
     """One upload of `rows` rows, from the blob in the drop zone to the receipt, with the time of each stage."""
-    from devtools import azurite
     from shared import runtime
     from shared.ingest.events import BlobCreated
     from shared.ingest.pipeline import IngestPipeline
 
-    content = _file(dataset, rows)
-    server = azurite.start()
+    upload_file = _cached_file(dataset, rows)
+    server = start_azurite()
     try:
         os.environ.update(_environment(server))
         runtime.reset()
@@ -74,25 +122,47 @@ def upload_to_receipt(dataset: str, rows: int) -> dict[str, Any]:
         partner = SHAPES[dataset][0]
         current.storage.ingest_blobs.create_container(f"drop-{partner}")
         blob = current.storage.raw_blob(f"drop-{partner}", f"{dataset}/bench.csv")
-        etag = blob.upload_blob(content)["etag"].strip('"')
+        with upload_file.open("rb") as content:
+            etag = blob.upload_blob(content)["etag"].strip('"')
         marks: dict[str, float] = {}
+        readers = _note_readers()
         pipeline = IngestPipeline(current.policy, current.storage, runtime.ingest_pipeline().keys,
                                   checkpoint=lambda step: marks.setdefault(step, time.perf_counter()))
         pipeline.keys.root_key()
         started = time.perf_counter()
-        outcome = pipeline.handle(BlobCreated(f"drop-{partner}", f"{dataset}/bench.csv", etag, len(content)))
+        outcome = pipeline.handle(BlobCreated(f"drop-{partner}", f"{dataset}/bench.csv", etag,
+                                              upload_file.stat().st_size))
         total = time.perf_counter() - started
         previous, stages = started, {}
         for step in STAGES:
             stages[step] = marks.get(step, previous) - previous
             previous = marks.get(step, previous)
-        contract = current.policy.partners[partner].datasets[dataset].contract
-        path = "rows path" if contract.matches else "columnar path"  # the pipeline's choice for a CSV file
+        path = " and ".join(f"{reader} path" for reader in readers) or "no rows read"
         return {"dataset": dataset, "path": path, "rows": rows, "seconds": total, "stages": stages,
                 "status": outcome.status,
                 "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     finally:
         server.stop()
+
+
+def _note_readers() -> list[str]:
+    """The path (columnar or rows) that read each upload's rows, as the pipeline records it on the upload: its
+    `transform` is wrapped to read `Upload.reader` when it returns."""
+    import functools
+
+    from shared.ingest import pipeline
+
+    readers: list[str] = []
+    original = pipeline.transform
+
+    @functools.wraps(original)
+    def noted(spooled: Any, policy: Any, upload: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return original(spooled, policy, upload, *args, **kwargs)
+        finally:
+            readers.append(str(upload.reader))
+    pipeline.transform = noted  # type: ignore[assignment]
+    return readers
 
 
 SMALL_ROWS, AT_ONCE, SMALL_DATASET = 300, 20, "sessions"
@@ -248,53 +318,94 @@ def small_uploads(worker_counts: list[int]) -> dict[str, Any]:
         server.stop()
 
 
-def store_growth(sizes: list[int]) -> list[dict[str, Any]]:
-    """The person index as the store grows: an upload's cost, a rebuild, and a rights lookup, per store size."""
+def _index_records(rng: random.Random, count: int) -> Any:
+    """An upload's person index records as ingest gathers them (LOCAL_FIELDS): each row one child by their NHS
+    number's token, no family or match keys."""
     import pyarrow as pa
 
-    from devtools import azurite
-    from shared.identity.index import LOCAL_FIELDS, PersonIndex
+    from shared.identity.index import LOCAL_FIELDS
+
+    ids = [[f"nhs_number_token={rng.getrandbits(128):032x}"] for _ in range(count)]
+    empty = pa.array([[]] * count, pa.list_(pa.string()))
+    return pa.table({"row": pa.array(range(2, count + 2), pa.int32()), "ids": pa.array(ids, pa.list_(pa.string())),
+                     "groups": empty, "strong_keys": empty},
+                    schema=pa.schema([f for f in LOCAL_FIELDS if f.name in ("row", "ids", "groups", "strong_keys")]))
+
+
+def _first_ids(table: Any, count: int) -> list[str]:
+    return [row[0].split("=", 1)[1] for row in table.column("ids").to_pylist()[:count]]
+
+
+def store_growth(sizes: list[int], rows_per_upload: int = 20, writers: int = 8) -> list[dict[str, Any]]:
+    """The person index as the store grows: an upload's cost, a rebuild, and a rights request's lookup, per store
+    size (in uploads).
+
+    The store is filled in bulk: each upload's index records are written as the pipeline writes them
+    (`PersonIndex.write_records`, one blob per upload), `writers` uploads at a time, without the rest of ingest."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shared.identity.index import PersonIndex
     from shared.identity.keys import LocalKeySource
     from shared.platform.settings import Settings
     from shared.platform.storage import Storage
 
-    server = azurite.start()
-    rng = random.Random(1)
+    server = start_azurite()
+    rng = random.Random("the added upload and the sample")
     try:
         storage = Storage.from_settings(Settings.from_env({**os.environ, **_environment(server)}))
         storage.provision()
         index = PersonIndex(storage, LocalKeySource(base64.b64encode(KEY).decode()))
-        schema = pa.schema(LOCAL_FIELDS)
-
-        def records(count: int) -> pa.Table:
-            ids = [[f"nhs_number_token={rng.getrandbits(128):032x}"] for _ in range(count)]
-            return pa.Table.from_pylist([{"row": i + 2, "ids": row, "groups": [], "strong_keys": []}
-                                         for i, row in enumerate(ids)], schema=schema)
-
         people: list[str] = []
+
+        def add(number: int) -> None:
+            table = _index_records(random.Random(number), rows_per_upload)
+            index.write_records(f"upload{number:06d}", "p", "d", [(f"d/{number}.parquet", table)])
+
         stored, growth = 0, []
         for target in sizes:
-            while stored < target:
-                table = records(100)
-                people += [row[0].split("=", 1)[1] for row in table.column("ids").to_pylist()[:2]]
-                index.write_records(f"upload{stored:06d}", "p", "d", [(f"d/{stored}.parquet", table)])
-                stored += 1
             started = time.perf_counter()
-            index.write_records(f"new{target:06d}", "p", "d", [("d/new.parquet", records(1_000))])
+            with ThreadPoolExecutor(writers) as pool:
+                list(pool.map(add, range(stored, target)))
+            people += [person for number in range(stored, target, max(1, (target - stored) // 50))
+                       for person in _first_ids(_index_records(random.Random(number), 1), 1)]
+            fill = time.perf_counter() - started
+            stored = target
+            started = time.perf_counter()
+            index.write_records(f"new{target:06d}", "p", "d", [("d/new.parquet", _index_records(rng, 1_000))])
             update = time.perf_counter() - started
             started = time.perf_counter()
             index.ensure_linked()
             relink = time.perf_counter() - started
-            sample = rng.sample(people, 20)
             started = time.perf_counter()
-            for pseudonym in sample:
-                index.records_of(index.resolve({pseudonym}))
+            index.ensure_linked()  # what a rights request does first: the index is current, so this only checks
+            check = time.perf_counter() - started
+            sample = rng.sample(people, min(20, len(people)))
+            _rights_lookup(index, sample[0])  # the first read of the new index's buckets sets up connections
+            started = time.perf_counter()
+            found = [len(_rights_lookup(index, pseudonym)) for pseudonym in sample]
             lookup = (time.perf_counter() - started) / len(sample)
-            growth.append({"uploads": target, "records": target * 100, "update_s": update, "relink_s": relink,
-                           "lookup_ms": lookup * 1000})
+            growth.append({"uploads": target, "rows_per_upload": rows_per_upload,
+                           "records": target * rows_per_upload + 1_000 * (len(growth) + 1),
+                           "index_mb": _index_mb(index), "fill_s": fill, "update_s": update, "relink_s": relink,
+                           "check_ms": check * 1000, "lookup_ms": lookup * 1000, "found": sorted(set(found))})
+            print(f"store of {target:,} uploads: filled in {fill:.0f} s, rebuilt in {relink:.1f} s, lookup "
+                  f"{lookup * 1000:.0f} ms", file=sys.stderr, flush=True)
         return growth
     finally:
         server.stop()
+
+
+def _rights_lookup(index: Any, pseudonym: str) -> list[dict[str, Any]]:
+    """What a rights request reads once the index is current (`RightsService._resolve`): the identifier to its
+    person, the person to their records, and those records' own identifiers and strong keys."""
+    records: list[dict[str, Any]] = index.records_of(index.resolve({pseudonym}))
+    index.own_keys(records)
+    return records
+
+
+def _index_mb(index: Any) -> float:
+    """The person index's size in storage: the upload record files and the index built from them."""
+    return sum(blob.size for blob in index.container.list_blobs()) / 1024**2
 
 
 def report(uploads: list[dict[str, Any]], growth: list[dict[str, Any]]) -> list[str]:
@@ -307,27 +418,40 @@ def report(uploads: list[dict[str, Any]], growth: list[dict[str, Any]]) -> list[
              "| --- | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in STAGES) + " |"]
     for run in uploads:
         shares = " | ".join(f"{run['stages'][s] / run['seconds']:.0%}" for s in STAGES)
-        shape = f"{run['dataset']} ({run['path']}, {SHAPES[run['dataset']][1]})"
+        shape = f"{run['dataset']} ({run['path']}, {SHAPES[run['dataset']][1]})" + (
+            "" if run["status"].startswith("accepted") else f", **{run['status']}**")
         lines.append(f"| {shape} | {run['rows']:,} | {run['seconds']:.1f} s | {run['rows'] / run['seconds']:,.0f} |"
                      f" {run['peak_mb']:,.0f} MB | {shares} |")
-    if growth:
-        first, last = growth[0], growth[-1]
-        lines += ["", "## The person index as the store grows", "",
-                  "Each upload adds 100 people to the index. At each size: adding one more 1,000-row upload (one "
-                  "blob, whatever the store), rebuilding the index (the linkage run, which reads every record), "
-                  "and a rights lookup (identifier to person to their records; mean of 20).", "",
-                  "| uploads | records | add an upload | rebuild the index | lookup |",
-                  "| ---: | ---: | ---: | ---: | ---: |"]
-        lines += [f"| {g['uploads']:,} | {g['records']:,} | {g['update_s'] * 1000:.0f} ms | {g['relink_s']:.1f} s | "
-                  f"{g['lookup_ms']:.1f} ms |" for g in growth]
-        lines += ["", f"From {first['uploads']:,} to {last['uploads']:,} uploads the store grows "
-                  f"{last['uploads'] / first['uploads']:.0f} times: adding an upload takes "
-                  f"{last['update_s'] / first['update_s']:.2f} times as long, a lookup "
-                  f"{last['lookup_ms'] / first['lookup_ms']:.2f} times, and a rebuild "
-                  f"{last['relink_s'] / first['relink_s']:.1f} times. A lookup reads one bucket of the index per "
-                  "identifier and per person (a 16th of it, a 256th from 200,000 records), so it grows with the "
-                  "store divided by 16 or 256; the rebuild reads every record and runs when an upload or decision "
-                  "is newer than the index.", ""]
+    return [*lines, *growth_report(growth)]
+
+
+def growth_report(growth: list[dict[str, Any]]) -> list[str]:
+    if not growth:
+        return []
+    first, last = growth[0], growth[-1]
+    rows = first["rows_per_upload"]
+    lines = ["", "## The person index as the store grows", "",
+             f"The store is filled in bulk with uploads of {rows} people each, their index records written as the "
+             "pipeline writes them (one blob per upload, `PersonIndex.write_records`) without the rest of ingest. "
+             "At each size: adding one more 1,000-row upload, rebuilding the index (the linkage run, which reads "
+             "every record), checking that the index is current (the first thing a rights request does: it lists "
+             "every upload's record file), and a rights lookup once it is (identifier to person, person to their "
+             "records, and those records' own identifiers, as `RightsService` reads them; mean of 20 people, each "
+             "holding one record at every size).", "",
+             "| uploads | records | index in storage | add an upload | rebuild the index | check it is current | "
+             "lookup |", "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {g['uploads']:,} | {g['records']:,} | {g['index_mb']:,.1f} MB | {g['update_s'] * 1000:.0f} ms | "
+              f"{g['relink_s']:.1f} s | {g['check_ms']:.0f} ms | {g['lookup_ms']:.1f} ms |" for g in growth]
+    lines += ["", f"From {first['uploads']:,} to {last['uploads']:,} uploads the store grows "
+              f"{last['records'] / first['records']:.0f} times in records ({last['index_mb'] / first['index_mb']:.0f} "
+              f"times in storage) while each person's data stays the same: a lookup takes "
+              f"{last['lookup_ms'] / first['lookup_ms']:.2f} times as long, adding an upload "
+              f"{last['update_s'] / first['update_s']:.2f} times, checking the index is current "
+              f"{last['check_ms'] / first['check_ms']:.1f} times and a rebuild "
+              f"{last['relink_s'] / first['relink_s']:.1f} times. A lookup reads one bucket of the index per "
+              "identifier and per person (a 16th of it, a 256th from 200,000 records) and the record files of that "
+              "person's uploads; the check lists every record "
+              "file, and the rebuild reads them all; it runs when an upload or decision is newer than the index.", ""]
     return lines
 
 
@@ -357,9 +481,12 @@ def small_report(small: dict[str, Any]) -> list[str]:
 
 def main(argv: list[str]) -> int:
     what = argv[0]
+    if what == "file":
+        _write_file(argv[1], int(argv[2]), Path(argv[3]))
+        return 0
     result = (upload_to_receipt(argv[1], int(argv[2])) if what == "upload" else
               small_uploads([int(s) for s in argv[1].split(",")]) if what == "small" else
-              {"growth": store_growth([int(s) for s in argv[1].split(",")])})
+              {"growth": store_growth([int(s) for s in argv[1].split(",")], *[int(a) for a in argv[2:3]])})
     print(json.dumps(result))
     return 0
 
