@@ -112,13 +112,19 @@ UPLOAD_CORS_EXPOSED = ("x-ms-request-id", "etag")
 UPLOAD_CORS_MAX_AGE = 3600
 
 
+BLOB_TRANSFER: dict[str, Any] = {"max_single_get_size": 4 * 1024 * 1024, "max_chunk_get_size": 4 * 1024 * 1024,
+                                  "max_single_put_size": 8 * 1024 * 1024, "max_block_size": 4 * 1024 * 1024}
+"""Blobs move in pieces of a few MB: the SDK's defaults hold the first 32 MB of a download, and a whole file of up
+to 64 MB being uploaded, in memory at once, which a large upload's ingest pays for in peak memory."""
+
+
 def _blob_service(value: str) -> BlobServiceClient:
     if _is_connection_string(value):
-        return BlobServiceClient.from_connection_string(value, **_client_options())
+        return BlobServiceClient.from_connection_string(value, **_client_options(), **BLOB_TRANSFER)
     from azure.identity import DefaultAzureCredential
 
     return BlobServiceClient(f"https://{value}.blob.core.windows.net", credential=DefaultAzureCredential(),
-                             **_client_options())
+                             **_client_options(), **BLOB_TRANSFER)
 
 
 def _table_service(value: str) -> TableServiceClient:
