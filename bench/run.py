@@ -489,8 +489,11 @@ def issue_14_targets(results: list[dict[str, Any]], shaped: list[dict[str, Any]]
             share = speed / (rows / core[rows]["seconds"])
             versus = (f", {share:.2f} of the core's {rows / core[rows]['seconds']:,.0f} rows/s on the bench's file "
                       "of that size" + (f" (target at least 0.5: {verdict(share, 0.5)})" if rows == 1_000_000 else ""))
+        same_file = upload["stages"]["processed"] / upload["seconds"]
         lines.append(f"- {rows:,} rows ({upload['dataset']}, {upload['path']}) upload to receipt: "
-                     f"{upload['seconds']:.1f} s, {speed:,.0f} rows/s{versus}.")
+                     f"{upload['seconds']:.1f} s, {speed:,.0f} rows/s{versus}; like for like, {same_file:.2f} of the "
+                     "speed of the core on this same file (its transform stage inside the handler)"
+                     + (f" ({verdict(same_file, 0.5)})" if rows == 1_000_000 else "") + ".")
     hundred = [u for u in uploads if u["rows"] == 100_000]
     if hundred:
         verdicts = [f"{u['dataset']} ({u['path']}) {u['seconds']:.1f} s, {verdict(u['seconds'], 10, at_most=True)}"
