@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 import azure.functions as func
@@ -31,3 +34,11 @@ def test_events_that_are_not_uploads_to_a_drop_zone_are_ignored(app_env, storage
     ingest(event("Microsoft.Storage.BlobCreated", "not a blob subject"))
     assert raw_blobs(storage) == ["drop-family-support-charity/sessions/a.csv"]
     assert ledger_rows(storage) == []
+
+
+def test_the_app_takes_arrows_memory_from_jemalloc():
+    """pyarrow's default allocator kept freed pages, and a large upload's peak memory grew with them (bench/)."""
+    code = "import function_app, pyarrow; print(pyarrow.default_memory_pool().backend_name)"
+    environment = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=environment)
+    assert shown.stdout.strip() == "jemalloc"
