@@ -90,16 +90,20 @@ def test_duplicate_delivery_is_harmless(app_env, storage):
     assert_exactly_once(storage, rows, files)
 
 
-@pytest.mark.parametrize("step", STEPS)
-def test_crash_after_each_step_then_retry(app_env, storage, clean_result, step):
-    rows, files = clean_result
-    # Start again from an empty store with the same upload.
+def empty_the_store(storage):
+    """Curated files, receipts and every table row gone: the store as before the reference upload."""
     for container in ("curated", "receipts"):
         for blob in storage.platform_container(container).list_blobs():
             storage.platform_blob(container, blob.name).delete_blob()
     for table in storage.platform_tables.list_tables():
         for entity in storage.table(table.name).list_entities():
             storage.table(table.name).delete_entity(entity)
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_crash_after_each_step_then_retry(app_env, storage, clean_result, step):
+    rows, files = clean_result
+    empty_the_store(storage)  # start again with the same upload
     policy, _ = reference_run(app_env, storage)
 
     _, event = blob_created(storage)
@@ -155,12 +159,7 @@ def test_a_write_failing_among_those_made_at_once_leaves_the_upload_for_its_retr
     from shared.platform.storage import LINKAGE
 
     rows, files = clean_result
-    for container in ("curated", "receipts"):
-        for blob in storage.platform_container(container).list_blobs():
-            storage.platform_blob(container, blob.name).delete_blob()
-    for table in storage.platform_tables.list_tables():
-        for entity in storage.table(table.name).list_entities():
-            storage.table(table.name).delete_entity(entity)
+    empty_the_store(storage)
     storage.platform_blobs.delete_container(LINKAGE)
     reference_run(app_env, storage)
     event, _ = blob_created(storage)
