@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -91,7 +91,7 @@ class PersonIndex:
                     writer.write_table(_records(ingest_id, partner, dataset, file, local))
                     rows += local.num_rows
             spooled.seek(0)
-            self.container.get_blob_client(f"{RECORDS}{ingest_id}.parquet").upload_blob(spooled, overwrite=True)
+            self._upload_bytes(f"{RECORDS}{ingest_id}.parquet", spooled)
         return rows
 
     def forget_records(self, records: set[str]) -> int:
@@ -275,7 +275,7 @@ class PersonIndex:
     def _upload(self, name: str, table: pa.Table) -> None:
         self._upload_bytes(name, _parquet(table))
 
-    def _upload_bytes(self, name: str, data: bytes) -> None:
+    def _upload_bytes(self, name: str, data: bytes | IO[bytes]) -> None:
         self.container.get_blob_client(name).upload_blob(data, overwrite=True)
 
 
